@@ -1,0 +1,51 @@
+# ragd: two commands do all the set-up on a fresh Debian 12 machine.
+#   make run    install what is missing, build a release, start ragd on examples/docs (foreground)
+#   make test   install what is missing, build, run the whole test suite
+SHELL := /bin/bash
+SWIFT ?= swift
+PREFIX ?= /usr/local
+APT_PACKAGES := liblmdb-dev libsystemd-dev pkg-config python3
+RUN_DIR := $(CURDIR)/run
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build release run test eval bench clean
+
+all: build
+
+## deps: install the Debian packages ragd builds against, if any is missing
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## run: start ragd in the foreground on the bundled example docs
+run: release
+	@mkdir -p $(RUN_DIR)
+	@echo "ragd is starting on examples/docs; in another terminal:"
+	@echo "  export RAGD_SOCKET=$(RUN_DIR)/ragd.sock"
+	@echo "  $(CURDIR)/.build/release/ragctl status"
+	@echo "  $(CURDIR)/.build/release/ragctl search \"how do I reload the configuration\""
+	@echo "Stop it with Ctrl-C."
+	exec $(CURDIR)/.build/release/ragd --config $(CURDIR)/config/ragd.toml \
+	  --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/ragd.sock
+
+## test: unit and integration tests (the integration tests start the real ragd built here)
+test: deps
+	$(SWIFT) build --build-tests
+	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build
+
+## eval: retrieval quality on SciFact through the socket (needs ../shared)
+eval: release
+	python3 ../shared/eval/beir_eval.py --data ../shared/data/scifact --ragd .build/release/ragd --modes bm25
+
+clean:
+	rm -rf .build $(RUN_DIR)

@@ -1,0 +1,129 @@
+import Glibc
+import RagCore
+
+/// A documentation folder to index and which of its files count.
+public struct SourceSpec: Sendable, Equatable {
+    /// Absolute, normalised path of the folder.
+    public var root: String
+    public var include: [GlobPattern]
+    public var exclude: [GlobPattern]
+    /// Follow symbolic links (loops are detected); off by default.
+    public var followSymlinks: Bool
+    /// Skip names starting with a dot (`.git`, `.cache`, editor swap files).
+    public var skipHidden: Bool
+
+    public init(root: String, include: [GlobPattern] = [], exclude: [GlobPattern] = [], followSymlinks: Bool = false, skipHidden: Bool = true) {
+        self.root = root
+        self.include = include
+        self.exclude = exclude
+        self.followSymlinks = followSymlinks
+        self.skipHidden = skipHidden
+    }
+
+    /// Whether a file (path relative to the root) is one ragd indexes: a known format, included and not excluded.
+    public func accepts(relativePath: String) -> Bool {
+        let name = relativePath.split(separator: "/").last.map(String.init) ?? relativePath
+        guard DocumentFormat.detect(fileName: name) != nil else { return false }
+        if !include.isEmpty && !include.contains(where: { $0.matches(relativePath) }) { return false }
+        if exclude.contains(where: { $0.matches(relativePath) }) { return false }
+        return true
+    }
+
+    /// Whether an absolute path lies inside this source.
+    public func contains(_ path: String) -> Bool {
+        path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+    }
+}
+
+/// A candidate file found on disk.
+public struct ScannedFile: Sendable, Equatable {
+    public var path: String
+    public var size: UInt64
+    public var mtimeNanos: Int64
+}
+
+/// What a walk of one source found.
+public struct ScanResult: Sendable {
+    public var files: [ScannedFile] = []
+    /// Folders that could not be listed (their indexed files are kept, not deleted).
+    public var unreadableFolders: [String] = []
+    /// The root does not exist (all its indexed files go).
+    public var rootMissing = false
+    /// The root exists but cannot be listed (its indexed files are kept).
+    public var rootUnreadable = false
+    public var problems: [(path: String, message: String)] = []
+}
+
+/// Walks a source folder with POSIX calls: no symlink following unless asked, loop-safe, never throws.
+public enum SourceScanner {
+    public static func scan(_ source: SourceSpec) -> ScanResult {
+        var result = ScanResult()
+        var st = stat()
+        if stat(source.root, &st) != 0 {
+            if errno == ENOENT || errno == ENOTDIR { result.rootMissing = true } else {
+                result.rootUnreadable = true
+                result.problems.append((source.root, String(cString: strerror(errno))))
+            }
+            return result
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            result.rootMissing = true
+            result.problems.append((source.root, "not a folder"))
+            return result
+        }
+        var visited: Set<[UInt64]> = [[UInt64(st.st_dev), UInt64(st.st_ino)]]
+        var stack: [(path: String, relative: String)] = [(source.root, "")]
+        while let (folder, relative) = stack.popLast() {
+            guard let dir = opendir(folder) else {
+                if folder == source.root { result.rootUnreadable = true }
+                result.unreadableFolders.append(folder)
+                result.problems.append((folder, String(cString: strerror(errno))))
+                continue
+            }
+            defer { closedir(dir) }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name == "." || name == ".." { continue }
+                names.append(name)
+            }
+            for name in names.sorted() {
+                if source.skipHidden && name.hasPrefix(".") { continue }
+                if isEditorTemporary(name) { continue }
+                let path = folder == "/" ? "/" + name : folder + "/" + name
+                let rel = relative.isEmpty ? name : relative + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }  // vanished while listing
+                var kind = info.st_mode & S_IFMT
+                if kind == S_IFLNK {
+                    guard source.followSymlinks, stat(path, &info) == 0 else { continue }
+                    kind = info.st_mode & S_IFMT
+                }
+                if kind == S_IFDIR {
+                    let identity: [UInt64] = [UInt64(info.st_dev), UInt64(info.st_ino)]
+                    if visited.contains(identity) {
+                        result.problems.append((path, "symbolic link loop; not followed"))
+                        continue
+                    }
+                    visited.insert(identity)
+                    if source.exclude.contains(where: { $0.matches(rel) || $0.matches(rel + "/") }) { continue }
+                    stack.append((path, rel))
+                } else if kind == S_IFREG {
+                    guard source.accepts(relativePath: rel) else { continue }
+                    let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+                    result.files.append(ScannedFile(path: path, size: UInt64(info.st_size), mtimeNanos: mtime))
+                }
+                // FIFOs, sockets and devices are never read.
+            }
+        }
+        return result
+    }
+
+    /// Editor swap, backup and temporary files (vim `.swp`, emacs `#x#` and `x~`, `.tmp`).
+    public static func isEditorTemporary(_ name: String) -> Bool {
+        name.hasSuffix("~") || name.hasSuffix(".swp") || name.hasSuffix(".swx") || name.hasSuffix(".tmp")
+            || (name.hasPrefix("#") && name.hasSuffix("#")) || name.hasPrefix(".#") || name == "4913"
+    }
+}

@@ -1,0 +1,196 @@
+import Glibc
+import RagCore
+import RagStore
+
+/// BM25 parameters. The defaults are Pyserini's for BEIR (k1 = 0.9, b = 0.4).
+public struct BM25Parameters: Sendable, Equatable {
+    /// Term-frequency saturation.
+    public var k1: Double
+    /// Length normalisation: 0 ignores chunk length, 1 normalises fully.
+    public var b: Double
+    public init(k1: Double = 0.9, b: Double = 0.4) {
+        self.k1 = k1
+        self.b = b
+    }
+}
+
+/// Metadata restrictions, applied to candidates before the top-k is cut.
+public struct ChunkFilter: Sendable, Equatable {
+    /// Absolute path prefixes; a prefix matches whole path components (`/a/b` matches `/a/b/c.md`, not `/a/bc.md`).
+    public var pathPrefixes: [String]
+    /// Lower-case extensions without the dot.
+    public var extensions: [String]
+    public init(pathPrefixes: [String] = [], extensions: [String] = []) {
+        self.pathPrefixes = pathPrefixes
+        self.extensions = extensions
+    }
+    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty }
+
+    public func matches(_ file: FileInfo) -> Bool {
+        if !extensions.isEmpty && !extensions.contains(file.fileExtension) { return false }
+        if !pathPrefixes.isEmpty && !pathPrefixes.contains(where: { ChunkFilter.path(file.path, isUnder: $0) }) { return false }
+        return true
+    }
+
+    static func path(_ path: String, isUnder prefix: String) -> Bool {
+        guard path.hasPrefix(prefix) else { return false }
+        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
+        return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
+    }
+}
+
+/// One retrieved chunk with its citation.
+public struct QueryHit: Sendable, Equatable {
+    public var chunkID: UInt32
+    public var score: Double
+    /// The BM25 component of the score.
+    public var bm25: Double
+    public var path: String
+    public var lines: ClosedRange<Int>
+    public var headings: [String]
+    public var text: String?
+}
+
+/// Answers queries from one store. Thread-safe: every call reads its own snapshot.
+public final class Searcher: Sendable {
+    public let store: Store
+    public let parameters: BM25Parameters
+    private let analyzer = Analyzer()
+
+    public init(store: Store, parameters: BM25Parameters = .init()) {
+        self.store = store
+        self.parameters = parameters
+    }
+
+    /// The query's terms with their counts, in first-seen order.
+    public func queryTerms(_ query: String) -> [(term: String, count: Int)] {
+        var order: [String] = []
+        var counts: [String: Int] = [:]
+        for term in analyzer.terms(query) where term.utf8.count <= Store.maximumTermBytes {
+            if counts[term] == nil { order.append(term) }
+            counts[term, default: 0] += 1
+        }
+        return order.map { ($0, counts[$0]!) }
+    }
+
+    /// BM25 top-`k` for `query` among chunks passing `filter`, best first (ties by chunk id).
+    /// Text is read from the store for the final hits only.
+    public func searchBM25(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
+        let terms = queryTerms(query)
+        guard !terms.isEmpty, k > 0 else { return [] }
+        return try store.withSnapshot { snapshot in
+            let ranked: [(UInt32, Float)] = try store.withChunkTable { table in
+                try score(terms, k: k, filter: filter, table: table, snapshot: snapshot)
+            }
+            var hits: [QueryHit] = []
+            hits.reserveCapacity(ranked.count)
+            let paths = store.withChunkTable { table in ranked.map { table.files[table.fileOf[Int($0.0)]]?.path } }
+            for (n, (id, score)) in ranked.enumerated() {
+                guard let record = try snapshot.chunk(id), let path = paths[n] else { continue }
+                hits.append(QueryHit(chunkID: id, score: Double(score), bm25: Double(score), path: path, lines: record.lines,
+                                     headings: record.headings, text: includeText ? record.text : nil))
+            }
+            return hits
+        }
+    }
+
+    private func score(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
+                       table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
+        let n = Double(table.chunkCount)
+        guard n > 0 else { return [] }
+        let lengths = table.lengths
+        let fileOf = table.fileOf
+        let avgdl = max(table.averageLength, 1)
+        let k1 = Float(parameters.k1)
+        let b = Float(parameters.b)
+        // Per-length normaliser k1 * (1 - b + b * dl / avgdl), computed once per candidate.
+        let lengthFactor = k1 * b / Float(avgdl)
+        let constant = k1 * (1 - b)
+        var scores = [Float](repeating: 0, count: lengths.count)
+        var touched: [UInt32] = []
+        var allowedFile: [UInt32: Bool] = [:]
+        let filtering = !filter.isEmpty
+
+        for (term, queryCount) in terms {
+            let df = try snapshot.documentFrequency(term)
+            guard df > 0 else { continue }
+            let idf = Float(log(1 + (n - Double(df) + 0.5) / (Double(df) + 0.5)))
+            let weight = idf * Float(queryCount) * (k1 + 1)
+            try snapshot.postings(term) { page in
+                let count = page.count / Store.postingSize
+                var offset = 0
+                for _ in 0..<count {
+                    let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
+                    let tf = Float(UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5]))
+                    offset += Store.postingSize
+                    guard id < lengths.count else { continue }
+                    let dl = lengths[id]
+                    guard dl != 0 else { continue }  // deleted since this snapshot began
+                    if filtering {
+                        let file = fileOf[id]
+                        let allowed: Bool
+                        if let cached = allowedFile[file] {
+                            allowed = cached
+                        } else {
+                            allowed = table.files[file].map(filter.matches) ?? false
+                            allowedFile[file] = allowed
+                        }
+                        if !allowed { continue }
+                    }
+                    if scores[id] == 0 { touched.append(UInt32(id)) }
+                    scores[id] += weight * tf / (tf + constant + lengthFactor * Float(dl))
+                }
+            }
+        }
+        var heap = TopK(k: k)
+        for id in touched { heap.insert(id: id, score: scores[Int(id)]) }
+        return heap.sorted()
+    }
+}
+
+/// A bounded min-heap keeping the `k` best (score, id) pairs; ties prefer the smaller id.
+struct TopK {
+    let k: Int
+    private var items: [(id: UInt32, score: Float)] = []
+
+    init(k: Int) {
+        self.k = k
+        items.reserveCapacity(min(k, 4096))
+    }
+
+    /// Whether `a` ranks below `b`.
+    @inline(__always) private static func worse(_ a: (id: UInt32, score: Float), _ b: (id: UInt32, score: Float)) -> Bool {
+        a.score < b.score || (a.score == b.score && a.id > b.id)
+    }
+
+    mutating func insert(id: UInt32, score: Float) {
+        let item = (id: id, score: score)
+        if items.count < k {
+            items.append(item)
+            var child = items.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard TopK.worse(items[child], items[parent]) else { break }
+                items.swapAt(child, parent)
+                child = parent
+            }
+        } else if let root = items.first, TopK.worse(root, item) {
+            items[0] = item
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < items.count && TopK.worse(items[left], items[smallest]) { smallest = left }
+                if right < items.count && TopK.worse(items[right], items[smallest]) { smallest = right }
+                if smallest == parent { break }
+                items.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+    }
+
+    /// Best first.
+    func sorted() -> [(UInt32, Float)] {
+        items.sorted { TopK.worse($1, $0) }.map { ($0.id, $0.score) }
+    }
+}

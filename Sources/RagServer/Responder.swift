@@ -1,0 +1,123 @@
+import Dispatch
+import Glibc
+import RagProtocol
+import RagQuery
+import RagStore
+
+/// Answers decoded requests. Blocking (LMDB reads, file reads): call it from a thread pool, never an event loop.
+public protocol RequestResponder: Sendable {
+    /// The reply's fields after `id` and `ok`, or a `WireError`.
+    func respond(to request: Request) throws -> [(String, JSONValue)]
+}
+
+/// The daemon's responder: search and get over the store, status from the ingest side.
+public struct IndexResponder: RequestResponder {
+    public let searcher: Searcher
+    /// Fields of the `status` reply (`state`, `pending`, `files`, `chunks`, …), supplied by the daemon.
+    public let status: @Sendable () -> [(String, JSONValue)]
+    /// Largest file text returned by `get`.
+    public var maxGetBytes: Int
+
+    public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, status: @escaping @Sendable () -> [(String, JSONValue)]) {
+        self.searcher = searcher
+        self.maxGetBytes = maxGetBytes
+        self.status = status
+    }
+
+    public func respond(to request: Request) throws -> [(String, JSONValue)] {
+        switch request {
+        case .ping:
+            return [("pong", true), ("protocol", .int(Int64(ragProtocolVersion)))]
+        case .status:
+            return status()
+        case .search(let search):
+            return try self.search(search)
+        case .get(let get):
+            return try self.get(get)
+        }
+    }
+
+    private func search(_ request: SearchRequest) throws -> [(String, JSONValue)] {
+        let started = DispatchTime.now().uptimeNanoseconds
+        switch request.mode {
+        case .bm25: break
+        case .dense, .hybrid:
+            throw WireError(.unsupported, "mode '\(request.mode.rawValue)' needs dense vectors, which this ragd does not compute yet; use mode 'bm25'")
+        }
+        let filter = ChunkFilter(pathPrefixes: request.filter.pathPrefixes, extensions: request.filter.extensions)
+        let hits = try searcher.searchBM25(request.query, k: request.k, filter: filter, includeText: request.includeText)
+        let results: [JSONValue] = hits.map { hit in
+            var fields: [(String, JSONValue)] = [
+                ("path", .string(hit.path)),
+                ("lines", [.int(Int64(hit.lines.lowerBound)), .int(Int64(hit.lines.upperBound))]),
+                ("heading", .string(hit.headings.joined(separator: " > "))),
+                ("headings", .array(hit.headings.map { .string($0) })),
+                ("score", .double(hit.score)),
+                ("bm25", .double(hit.bm25)),
+                ("chunk", .int(Int64(hit.chunkID))),
+            ]
+            if let text = hit.text { fields.append(("text", .string(text))) }
+            return .object(fields)
+        }
+        let tookMs = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+        return [("results", .array(results)), ("mode", .string(request.mode.rawValue)),
+                ("took_ms", .double((tookMs * 1000).rounded() / 1000))]
+    }
+
+    private func get(_ request: GetRequest) throws -> [(String, JSONValue)] {
+        switch request.target {
+        case .chunk(let id):
+            guard let chunk = try searcher.store.chunk(id: id), let file = try searcher.store.fileRecord(id: chunk.fileID) else {
+                throw WireError(.notFound, "no chunk \(id) in the index")
+            }
+            return [("chunk", .int(Int64(id))), ("path", .string(file.path)),
+                    ("lines", [.int(Int64(chunk.lines.lowerBound)), .int(Int64(chunk.lines.upperBound))]),
+                    ("heading", .string(chunk.headings.joined(separator: " > "))),
+                    ("headings", .array(chunk.headings.map { .string($0) })), ("text", .string(chunk.text))]
+        case .file(let path, let lines):
+            // Only indexed files may be read, so `get` cannot be used to read arbitrary files as the daemon's user.
+            guard try searcher.store.file(path: path) != nil else {
+                throw WireError(.notFound, "\(path) is not an indexed file")
+            }
+            guard let bytes = readFile(path) else {
+                throw WireError(.notFound, "\(path) is indexed but cannot be read now: \(String(cString: strerror(errno)))")
+            }
+            var text = String(decoding: bytes, as: UTF8.self)
+            var lineList = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if lineList.last == "" { lineList.removeLast() }
+            let total = lineList.count
+            var range = 1...max(total, 1)
+            if let lines {
+                guard lines.lowerBound <= max(total, 1) else {
+                    throw WireError(.invalidArgument, "\(path) has \(total) lines; asked for \(lines.lowerBound)-\(lines.upperBound)")
+                }
+                range = lines.lowerBound...min(lines.upperBound, max(total, 1))
+            }
+            if total > 0 {
+                text = lineList[(range.lowerBound - 1)..<min(range.upperBound, total)].map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }.joined(separator: "\n")
+            } else {
+                text = ""
+            }
+            return [("path", .string(path)), ("lines", [.int(Int64(range.lowerBound)), .int(Int64(range.upperBound))]),
+                    ("total_lines", .int(Int64(total))), ("text", .string(text))]
+        }
+    }
+
+    private func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { errno = EINVAL; return nil }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while out.count < maxGetBytes {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue } else { return nil } }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        if out.count > maxGetBytes { out.removeSubrange(maxGetBytes...) }
+        return out
+    }
+}

@@ -1,0 +1,223 @@
+import CLMDB
+import Glibc
+
+/// A return code of the LMDB C library (`MDB_*` or an errno).
+public struct LMDBError: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    /// The corresponding C constant is `MDB_NOTFOUND`.
+    public static let notFound = LMDBError(rawValue: MDB_NOTFOUND)
+    /// The corresponding C constant is `MDB_MAP_FULL`.
+    public static let mapFull = LMDBError(rawValue: MDB_MAP_FULL)
+    /// The corresponding C constant is `MDB_KEYEXIST`.
+    public static let keyExists = LMDBError(rawValue: MDB_KEYEXIST)
+    /// The corresponding C constant is `MDB_VERSION_MISMATCH`.
+    public static let versionMismatch = LMDBError(rawValue: MDB_VERSION_MISMATCH)
+    public var description: String { String(cString: mdb_strerror(rawValue)) + " (\(rawValue))" }
+}
+
+@inline(__always)
+func check(_ rc: Int32) throws(LMDBError) {
+    if rc != 0 { throw LMDBError(rawValue: rc) }
+}
+
+/// How a table stores values.
+public struct TableFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Several sorted values per key. The corresponding C flag is `MDB_DUPSORT`.
+    public static var sortedDuplicates: Self { Self(rawValue: UInt32(MDB_DUPSORT)) }
+    /// Duplicates all have the same size. The corresponding C flag is `MDB_DUPFIXED`.
+    public static var fixedSizeDuplicates: Self { Self(rawValue: UInt32(MDB_DUPFIXED)) }
+}
+
+/// An LMDB environment (`MDB_env*`, which is safe to share between threads).
+final class LMDBEnvironment: @unchecked Sendable {
+    let handle: OpaquePointer
+
+    init(directory: String, mapSize: Int, maxTables: UInt32) throws(LMDBError) {
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env))
+        guard let env else { throw LMDBError(rawValue: ENOMEM) }
+        do {
+            try check(mdb_env_set_maxdbs(env, maxTables))
+            try check(mdb_env_set_mapsize(env, mapSize))
+            try check(mdb_env_set_maxreaders(env, 256))
+            // MDB_NOTLS: read transactions are not tied to the thread that began them (we use thread pools).
+            try check(mdb_env_open(env, directory, UInt32(MDB_NOTLS), 0o600))
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        handle = env
+    }
+
+    deinit { mdb_env_close(handle) }
+
+    /// Grows the map; only valid while no transaction is active in this process.
+    func setMapSize(_ bytes: Int) throws(LMDBError) { try check(mdb_env_set_mapsize(handle, bytes)) }
+
+    var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
+    /// Copies the environment to `directory` (compacted), consistent while writers continue.
+    func copy(to directory: String) throws(LMDBError) {
+        try check(mdb_env_copy2(handle, directory, UInt32(MDB_CP_COMPACT)))
+    }
+
+    func sync() throws(LMDBError) { try check(mdb_env_sync(handle, 1)) }
+
+    /// Runs `body` in a read-only transaction that ends when it returns.
+    func withReadTransaction<T>(_ body: (Transaction) throws -> T) throws -> T {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
+        defer { mdb_txn_abort(txn) }
+        return try body(Transaction(handle: txn!))
+    }
+
+    /// Runs `body` in a write transaction, committed when it returns and aborted when it throws.
+    func withWriteTransaction<T>(_ body: (Transaction) throws -> T) throws -> T {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(handle, nil, 0, &txn))
+        let result: T
+        do {
+            result = try body(Transaction(handle: txn!))
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        try check(mdb_txn_commit(txn))
+        return result
+    }
+}
+
+/// A table (`MDB_dbi`) opened once at start-up.
+struct Table: Sendable {
+    let dbi: MDB_dbi
+}
+
+/// A transaction, valid only inside the closure that received it and on that closure's thread.
+struct Transaction {
+    let handle: OpaquePointer
+
+    func openTable(_ name: String, flags: TableFlags = [], create: Bool) throws(LMDBError) -> Table {
+        var dbi: MDB_dbi = 0
+        try check(mdb_dbi_open(handle, name, flags.rawValue | (create ? UInt32(MDB_CREATE) : 0), &dbi))
+        return Table(dbi: dbi)
+    }
+
+    /// Calls `body` with the value stored under `key` (bytes valid only inside `body`), or returns nil.
+    func withValue<T>(_ table: Table, key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        var data = MDB_val()
+        let rc = key.withUnsafeBytes { k -> Int32 in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_get(handle, table.dbi, &keyVal, &data)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc)
+        return try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+    }
+
+    func get(_ table: Table, key: [UInt8]) throws -> [UInt8]? {
+        try withValue(table, key: key) { Array($0) }
+    }
+
+    func put(_ table: Table, key: [UInt8], value: [UInt8], flags: UInt32 = 0) throws(LMDBError) {
+        let rc = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v -> Int32 in
+                var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var valVal = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                return mdb_put(handle, table.dbi, &keyVal, &valVal, flags)
+            }
+        }
+        try check(rc)
+    }
+
+    /// Deletes `key` (all its duplicates when `value` is nil); returns false when nothing matched.
+    @discardableResult
+    func delete(_ table: Table, key: [UInt8], value: [UInt8]? = nil) throws(LMDBError) -> Bool {
+        let rc = key.withUnsafeBytes { k -> Int32 in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            if let value {
+                return value.withUnsafeBytes { v -> Int32 in
+                    var valVal = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                    return mdb_del(handle, table.dbi, &keyVal, &valVal)
+                }
+            }
+            return mdb_del(handle, table.dbi, &keyVal, nil)
+        }
+        if rc == MDB_NOTFOUND { return false }
+        try check(rc)
+        return true
+    }
+
+    func drop(_ table: Table) throws(LMDBError) {
+        try check(mdb_drop(handle, table.dbi, 0))
+    }
+
+    /// Visits every (key, value) of `table` in key order; `body` returns false to stop.
+    func forEach(_ table: Table, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, table.dbi, &cursor))
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val(), data = MDB_val()
+        var op = MDB_FIRST
+        while true {
+            let rc = mdb_cursor_get(cursor, &key, &data, op)
+            if rc == MDB_NOTFOUND { return }
+            try check(rc)
+            let goOn = try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+                                UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+            if !goOn { return }
+            op = MDB_NEXT
+        }
+    }
+
+    /// For a `fixedSizeDuplicates` table: the number of values under `key` and a visit of them a page at a time
+    /// (each call of `body` gets a buffer holding a whole number of values). Returns 0 when the key is absent.
+    @discardableResult
+    func forEachDuplicatePage(_ table: Table, key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, table.dbi, &cursor))
+        defer { mdb_cursor_close(cursor) }
+        var data = MDB_val()
+        let found = try key.withUnsafeBytes { k -> Bool in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            let rc = mdb_cursor_get(cursor, &keyVal, &data, MDB_SET)
+            if rc == MDB_NOTFOUND { return false }
+            try check(rc)
+            return true
+        }
+        guard found else { return 0 }
+        var count: Int = 0
+        try check(mdb_cursor_count(cursor, &count))
+        var keyVal = MDB_val()
+        var rc = mdb_cursor_get(cursor, &keyVal, &data, MDB_GET_MULTIPLE)
+        while rc == 0 {
+            try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+            rc = mdb_cursor_get(cursor, &keyVal, &data, MDB_NEXT_MULTIPLE)
+        }
+        if rc != MDB_NOTFOUND { try check(rc) }
+        return count
+    }
+
+    /// The number of values stored under `key` in a duplicates table (0 when absent).
+    func duplicateCount(_ table: Table, key: [UInt8]) throws -> Int {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, table.dbi, &cursor))
+        defer { mdb_cursor_close(cursor) }
+        var data = MDB_val()
+        let rc = key.withUnsafeBytes { k -> Int32 in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_cursor_get(cursor, &keyVal, &data, MDB_SET)
+        }
+        if rc == MDB_NOTFOUND { return 0 }
+        try check(rc)
+        var count: Int = 0
+        try check(mdb_cursor_count(cursor, &count))
+        return count
+    }
+}

@@ -1,0 +1,445 @@
+import CLMDB
+import Glibc
+import RagCore
+
+/// Errors of the store, with a stable code and a message for operators.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: String { case mapFull, schemaMismatch, corrupted, io, locked }
+        private let wrapped: Wrapped
+        public static var mapFull: Self { Self(wrapped: .mapFull) }
+        public static var schemaMismatch: Self { Self(wrapped: .schemaMismatch) }
+        public static var corrupted: Self { Self(wrapped: .corrupted) }
+        public static var io: Self { Self(wrapped: .io) }
+        public static var locked: Self { Self(wrapped: .locked) }
+        public var description: String { wrapped.rawValue }
+    }
+    public var code: Code
+    public var message: String
+    public var cause: (any Error & Sendable)?
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+    public var description: String { "\(message)" + (cause.map { " (\($0))" } ?? "") }
+}
+
+/// Store settings.
+public struct StoreConfiguration: Sendable {
+    /// LMDB map size in bytes (the most the index can grow to before it is enlarged).
+    public var mapSize: Int
+    public init(mapSize: Int = 4 << 30) { self.mapSize = mapSize }
+}
+
+/// One chunk of a file being indexed, with its analyzed terms.
+public struct PreparedChunk: Sendable {
+    public var text: String
+    public var lines: ClosedRange<Int>
+    public var headings: [String]
+    public var contentHash: ContentHash
+    /// Distinct terms and their frequencies (capped at 65,535).
+    public var termFrequencies: [String: UInt16]
+    public var length: UInt32
+
+    /// Analyzes the chunk: the heading trail is indexed together with the text, so section titles match.
+    public init(text: String, lines: ClosedRange<Int>, headings: [String], analyzer: Analyzer) {
+        self.text = text
+        self.lines = lines
+        self.headings = headings
+        var hasher = SHA256()
+        for heading in headings {
+            hasher.update(Array(heading.utf8))
+            hasher.update([0x1F])
+        }
+        hasher.update([0x1E])
+        hasher.update(Array(text.utf8))
+        self.contentHash = hasher.finalize()
+        let (frequencies, length) = PreparedChunk.analyze(text: text, headings: headings, analyzer: analyzer)
+        self.termFrequencies = frequencies
+        self.length = length
+    }
+
+    static func analyze(text: String, headings: [String], analyzer: Analyzer) -> ([String: UInt16], UInt32) {
+        var frequencies: [String: UInt16] = [:]
+        var length: UInt32 = 0
+        func add(_ terms: [String]) {
+            for term in terms where term.utf8.count <= Store.maximumTermBytes {
+                let count = frequencies[term, default: 0]
+                if count < UInt16.max { frequencies[term] = count + 1 }
+                length += 1
+            }
+        }
+        // The whole trail is indexed with every chunk; the innermost heading only when the text does not
+        // already start with it (the first chunk of a section begins with its heading line).
+        var trailHeadings = headings[...]
+        if let last = headings.last, let firstLine = text.split(separator: "\n", maxSplits: 1).first, firstLine.contains(last) {
+            trailHeadings = headings.dropLast()
+        }
+        let trail = trailHeadings.joined(separator: "\n")
+        if !trail.isEmpty { add(analyzer.terms(trail)) }
+        add(analyzer.terms(text))
+        return (frequencies, length)
+    }
+}
+
+/// A file ready to be written: everything computed off the writer thread.
+public struct PreparedFile: Sendable {
+    public var path: String
+    public var size: UInt64
+    public var mtimeNanos: Int64
+    public var contentHash: ContentHash
+    public var title: String?
+    public var tags: [String]
+    public var chunks: [PreparedChunk]
+    public init(path: String, size: UInt64, mtimeNanos: Int64, contentHash: ContentHash, title: String?, tags: [String], chunks: [PreparedChunk]) {
+        self.path = path
+        self.size = size
+        self.mtimeNanos = mtimeNanos
+        self.contentHash = contentHash
+        self.title = title
+        self.tags = tags
+        self.chunks = chunks
+    }
+}
+
+/// One change to apply in a write transaction.
+public enum IndexChange: Sendable {
+    /// Insert or replace a file's chunks (chunks whose content hash is unchanged keep their ids).
+    case upsert(PreparedFile)
+    /// Only the size and mtime changed (content hash confirmed equal).
+    case touch(path: String, size: UInt64, mtimeNanos: Int64)
+    case delete(path: String)
+}
+
+/// What a write did, for logs and counters.
+public struct WriteSummary: Sendable, Equatable {
+    public var filesWritten = 0
+    public var filesDeleted = 0
+    public var chunksAdded = 0
+    public var chunksKept = 0
+    public var chunksRemoved = 0
+    public init() {}
+}
+
+/// The LMDB-backed index: files, chunks, postings and statistics in one environment.
+///
+/// Tables: `meta` (schema and analyzer versions, id counters), `paths` (path key → file id),
+/// `files` (file id → `FileRecord`), `chunks` (chunk id → `ChunkRecord`), `norms` (chunk id → file id and length),
+/// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`). Ids are big-endian.
+public final class Store: Sendable {
+    /// Layout version of the tables; bumped on incompatible changes.
+    public static let schemaVersion: UInt32 = 1
+    /// Longest term stored (LMDB keys are limited to 511 bytes; the analyzer emits far shorter ones).
+    public static let maximumTermBytes = 128
+    /// Size of one posting entry.
+    public static let postingSize = 6
+
+    let env: LMDBEnvironment
+    let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table
+    public let directory: String
+    let memory: ReadWriteLocked<ChunkTable>
+    private let writeLock = ReadWriteLocked<Void>(())
+    private let analyzer = Analyzer()
+
+    /// Opens (creating if needed) the index in `directory`. Refuses an index of another schema or analyzer version.
+    public init(directory: String, configuration: StoreConfiguration = .init()) throws {
+        self.directory = directory
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw StoreError(.io, "cannot create index directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        do {
+            env = try LMDBEnvironment(directory: directory, mapSize: configuration.mapSize, maxTables: 16)
+        } catch {
+            throw StoreError(.io, "cannot open the LMDB index in \(directory)", cause: error)
+        }
+        var tables: [Table] = []
+        let analyzerVersion = UInt32(Analyzer.version)
+        do {
+            try env.withWriteTransaction { txn in
+                for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
+                                      ("postings", [.sortedDuplicates, .fixedSizeDuplicates])] as [(String, TableFlags)] {
+                    tables.append(try txn.openTable(name, flags: flags, create: true))
+                }
+                let meta = tables[0]
+                if let schema = try txn.get(meta, key: Array("schema".utf8)) {
+                    let stored = schema.withUnsafeBytes { readBE32($0) }
+                    let storedAnalyzer = try txn.get(meta, key: Array("analyzer".utf8)).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
+                    if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
+                        throw StoreError(.schemaMismatch,
+                            "the index in \(directory) has schema \(stored) and analyzer \(storedAnalyzer); this ragd needs schema \(Store.schemaVersion) and analyzer \(analyzerVersion). Start ragd with --rebuild-index (or delete that folder) to rebuild it from the sources")
+                    }
+                } else {
+                    try txn.put(meta, key: Array("schema".utf8), value: beKey(Store.schemaVersion))
+                    try txn.put(meta, key: Array("analyzer".utf8), value: beKey(analyzerVersion))
+                    try txn.put(meta, key: Array("next_chunk".utf8), value: beKey(1))
+                    try txn.put(meta, key: Array("next_file".utf8), value: beKey(1))
+                }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as LMDBError {
+            throw StoreError(.corrupted, "cannot read the index tables in \(directory)", cause: error)
+        }
+        (meta, paths, files, chunks, norms, postings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5])
+        memory = ReadWriteLocked(ChunkTable())
+        try loadMemoryTable()
+    }
+
+    /// Rebuilds the in-memory chunk table from `norms` and `files`.
+    private func loadMemoryTable() throws {
+        var table = ChunkTable()
+        try env.withReadTransaction { txn in
+            try txn.forEach(norms) { key, value in
+                guard key.count == 4, value.count == 8 else { return true }
+                table.setChunk(readBE32(key), length: readBE32(value, at: 4), file: readBE32(value))
+                return true
+            }
+            try txn.forEach(files) { key, value in
+                guard key.count == 4 else { return true }
+                if let record = try? FileRecord.decode(value) {
+                    table.setFile(readBE32(key), Store.fileInfo(record))
+                }
+                return true
+            }
+        }
+        memory.write { $0 = table }
+    }
+
+    static func fileInfo(_ record: FileRecord) -> FileInfo {
+        FileInfo(path: record.path, fileExtension: Store.fileExtension(of: record.path), tags: record.tags, mtimeNanos: record.mtimeNanos, chunks: record.chunkIDs.count)
+    }
+
+    /// Lower-case extension without the dot; `x.rst.txt` gives `rst`.
+    public static func fileExtension(of path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let lower = name.lowercased()
+        if lower.hasSuffix(".rst.txt") { return "rst" }
+        guard let dot = lower.lastIndex(of: "."), dot != lower.startIndex else { return "" }
+        return String(lower[lower.index(after: dot)...])
+    }
+
+    /// The key of a path in `paths`: its bytes, or for paths too long for an LMDB key, a hash of them.
+    static func pathKey(_ path: String) -> [UInt8] {
+        let bytes = Array(path.utf8)
+        if bytes.count <= 480 { return bytes }
+        return [0] + SHA256.hash(bytes).bytes
+    }
+
+    // MARK: Reading
+
+    /// Files, chunks and average chunk length right now.
+    public var counts: (files: Int, chunks: Int) {
+        memory.read { ($0.files.count, $0.chunkCount) }
+    }
+
+    /// Runs `body` with the in-memory chunk table under a read lock (keep it short).
+    public func withChunkTable<T>(_ body: (ChunkTable) throws -> T) rethrows -> T {
+        try memory.read(body)
+    }
+
+    /// All indexed files with their size, mtime and hash (for reconciliation).
+    public func allFiles() throws -> [String: FileRecord] {
+        try env.withReadTransaction { txn in
+            var result: [String: FileRecord] = [:]
+            try txn.forEach(files) { _, value in
+                if let record = try? FileRecord.decode(value) { result[record.path] = record }
+                return true
+            }
+            return result
+        }
+    }
+
+    public func file(path: String) throws -> FileRecord? {
+        try env.withReadTransaction { txn in try fileRecord(txn, path: path)?.1 }
+    }
+
+    public func chunk(id: UInt32) throws -> ChunkRecord? {
+        try env.withReadTransaction { txn in try txn.withValue(chunks, key: beKey(id)) { try ChunkRecord.decode($0) } }
+    }
+
+    public func fileRecord(id: UInt32) throws -> FileRecord? {
+        try env.withReadTransaction { txn in try txn.withValue(files, key: beKey(id)) { try FileRecord.decode($0) } }
+    }
+
+    /// A read-only view for one query: postings and chunk records from one consistent snapshot.
+    public func withSnapshot<T>(_ body: (Snapshot) throws -> T) throws -> T {
+        try env.withReadTransaction { txn in try body(Snapshot(store: self, txn: txn)) }
+    }
+
+    func fileRecord(_ txn: Transaction, path: String) throws -> (UInt32, FileRecord)? {
+        guard let idBytes = try txn.get(paths, key: Store.pathKey(path)), idBytes.count == 4 else { return nil }
+        let id = idBytes.withUnsafeBytes { readBE32($0) }
+        guard let record = try txn.withValue(files, key: idBytes, { try FileRecord.decode($0) }) else { return nil }
+        return (id, record)
+    }
+
+    // MARK: Writing
+
+    /// Applies `changes` in one write transaction: readers see all of them or none.
+    @discardableResult
+    public func apply(_ changes: [IndexChange]) throws -> WriteSummary {
+        guard !changes.isEmpty else { return WriteSummary() }
+        return try writeLock.write { _ in
+            var memoryOps: [(inout ChunkTable) -> Void] = []
+            let summary: WriteSummary
+            do {
+                summary = try env.withWriteTransaction { txn in
+                    var summary = WriteSummary()
+                    for change in changes {
+                        switch change {
+                        case .upsert(let file): try upsert(txn, file, &summary, &memoryOps)
+                        case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
+                        case .delete(let path): try delete(txn, path: path, &summary, &memoryOps)
+                        }
+                    }
+                    return summary
+                }
+            } catch let error as LMDBError where error == .mapFull {
+                throw StoreError(.mapFull, "the index map is full (\(env.mapSize >> 20) MiB); raise index.map_size_mb", cause: error)
+            } catch let error as LMDBError {
+                throw StoreError(.io, "index write failed", cause: error)
+            }
+            memory.write { table in for op in memoryOps { op(&table) } }
+            return summary
+        }
+    }
+
+    private func nextID(_ txn: Transaction, _ name: String) throws -> UInt32 {
+        let key = Array(name.utf8)
+        let current = try txn.get(meta, key: key).map { $0.withUnsafeBytes { readBE32($0) } } ?? 1
+        guard current < UInt32.max else { throw StoreError(.corrupted, "\(name) id space exhausted; rebuild the index") }
+        try txn.put(meta, key: key, value: beKey(current + 1))
+        return current
+    }
+
+    private func postingValue(_ chunk: UInt32, _ tf: UInt16) -> [UInt8] {
+        beKey(chunk) + [UInt8(tf >> 8), UInt8(tf & 0xFF)]
+    }
+
+    private func upsert(_ txn: Transaction, _ file: PreparedFile, _ summary: inout WriteSummary,
+                        _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+        let existing = try fileRecord(txn, path: file.path)
+        let fileID = try existing?.0 ?? nextID(txn, "next_file")
+        // Old chunks by content hash, so unchanged chunks keep their ids (and later their embeddings).
+        var reusable: [ContentHash: [UInt32]] = [:]
+        var oldRecords: [UInt32: ChunkRecord] = [:]
+        for id in existing?.1.chunkIDs ?? [] {
+            if let record = try txn.withValue(chunks, key: beKey(id), { try ChunkRecord.decode($0) }) {
+                oldRecords[id] = record
+                reusable[record.contentHash, default: []].append(id)
+            }
+        }
+        var newIDs: [UInt32] = []
+        newIDs.reserveCapacity(file.chunks.count)
+        for chunk in file.chunks {
+            if var ids = reusable[chunk.contentHash], !ids.isEmpty {
+                let id = ids.removeFirst()
+                reusable[chunk.contentHash] = ids
+                let old = oldRecords.removeValue(forKey: id)!
+                if old.lines != chunk.lines {
+                    var updated = old
+                    updated.lines = chunk.lines
+                    try txn.put(chunks, key: beKey(id), value: updated.encoded())
+                }
+                newIDs.append(id)
+                summary.chunksKept += 1
+                continue
+            }
+            let id = try nextID(txn, "next_chunk")
+            let record = ChunkRecord(fileID: fileID, lines: chunk.lines, headings: chunk.headings, contentHash: chunk.contentHash,
+                                     length: chunk.length, text: chunk.text)
+            try txn.put(chunks, key: beKey(id), value: record.encoded())
+            try txn.put(norms, key: beKey(id), value: beKey(fileID) + beKey(chunk.length))
+            for (term, tf) in chunk.termFrequencies {
+                try txn.put(postings, key: Array(term.utf8), value: postingValue(id, tf))
+            }
+            newIDs.append(id)
+            summary.chunksAdded += 1
+            let length = chunk.length
+            memoryOps.append { $0.setChunk(id, length: length, file: fileID) }
+        }
+        for (id, record) in oldRecords {
+            try removeChunk(txn, id: id, record: record)
+            summary.chunksRemoved += 1
+            memoryOps.append { $0.removeChunk(id) }
+        }
+        let record = FileRecord(path: file.path, size: file.size, mtimeNanos: file.mtimeNanos, contentHash: file.contentHash,
+                                title: file.title, tags: file.tags, chunkIDs: newIDs)
+        try txn.put(files, key: beKey(fileID), value: record.encoded())
+        if existing == nil { try txn.put(paths, key: Store.pathKey(file.path), value: beKey(fileID)) }
+        summary.filesWritten += 1
+        let info = Store.fileInfo(record)
+        memoryOps.append { $0.setFile(fileID, info) }
+    }
+
+    private func removeChunk(_ txn: Transaction, id: UInt32, record: ChunkRecord) throws {
+        let (frequencies, _) = PreparedChunk.analyze(text: record.text, headings: record.headings, analyzer: analyzer)
+        for (term, tf) in frequencies {
+            try txn.delete(postings, key: Array(term.utf8), value: postingValue(id, tf))
+        }
+        try txn.delete(chunks, key: beKey(id))
+        try txn.delete(norms, key: beKey(id))
+    }
+
+    private func touch(_ txn: Transaction, path: String, size: UInt64, mtime: Int64, _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+        guard var (id, record) = try fileRecord(txn, path: path) else { return }
+        record.size = size
+        record.mtimeNanos = mtime
+        try txn.put(files, key: beKey(id), value: record.encoded())
+        let info = Store.fileInfo(record)
+        memoryOps.append { $0.setFile(id, info) }
+    }
+
+    private func delete(_ txn: Transaction, path: String, _ summary: inout WriteSummary,
+                        _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+        guard let (fileID, record) = try fileRecord(txn, path: path) else { return }
+        for id in record.chunkIDs {
+            if let chunk = try txn.withValue(chunks, key: beKey(id), { try ChunkRecord.decode($0) }) {
+                try removeChunk(txn, id: id, record: chunk)
+                summary.chunksRemoved += 1
+                memoryOps.append { $0.removeChunk(id) }
+            }
+        }
+        try txn.delete(files, key: beKey(fileID))
+        try txn.delete(paths, key: Store.pathKey(path))
+        summary.filesDeleted += 1
+        memoryOps.append { $0.setFile(fileID, nil) }
+    }
+
+    /// Flushes to disk (LMDB commits are already durable; this is for backups and tests).
+    public func sync() throws { try env.sync() }
+}
+
+/// One consistent read view, valid only inside `Store.withSnapshot`.
+public struct Snapshot {
+    let store: Store
+    let txn: Transaction
+
+    /// Visits the postings of `term` a page at a time: each buffer holds `Store.postingSize`-byte entries
+    /// `[chunk id BE32][tf BE16]`. Returns the document frequency (0 when the term is absent).
+    @discardableResult
+    public func postings(_ term: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        try txn.forEachDuplicatePage(store.postings, key: Array(term.utf8), body)
+    }
+
+    /// Number of chunks containing `term`.
+    public func documentFrequency(_ term: String) throws -> Int {
+        try txn.duplicateCount(store.postings, key: Array(term.utf8))
+    }
+
+    public func chunk(_ id: UInt32) throws -> ChunkRecord? {
+        try txn.withValue(store.chunks, key: beKey(id)) { try ChunkRecord.decode($0) }
+    }
+}
+
+extension Store {
+    /// Overwrites a 32-bit meta value of a closed index (tests use it to simulate an index from another version).
+    public static func overwriteMetaForTesting(directory: String, key: String, value: UInt32) throws {
+        let env = try LMDBEnvironment(directory: directory, mapSize: 64 << 20, maxTables: 16)
+        try env.withWriteTransaction { txn in
+            let meta = try txn.openTable("meta", create: false)
+            try txn.put(meta, key: Array(key.utf8), value: beKey(value))
+        }
+    }
+}

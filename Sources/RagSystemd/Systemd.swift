@@ -1,0 +1,32 @@
+import CSystemd
+import Glibc
+
+/// The service manager's side channels: readiness and status notifications, and socket activation.
+public enum Systemd {
+    /// Sends `state` (for example `READY=1`, `STATUS=…`, `STOPPING=1`, `WATCHDOG=1`) to `$NOTIFY_SOCKET`.
+    /// Returns false when not run under a notify-aware manager or the send failed; never throws.
+    @discardableResult
+    public static func notify(_ state: String) -> Bool {
+        sd_notify(0, state) > 0
+    }
+
+    /// The first listening socket passed by socket activation (`LISTEN_FDS`/`LISTEN_PID`), or nil.
+    /// Clears the environment variables so child processes do not inherit them.
+    public static func inheritedListeningSocket() -> Int32? {
+        let count = sd_listen_fds(1)
+        guard count >= 1 else { return nil }
+        let fd = SD_LISTEN_FDS_START
+        guard sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else { return nil }
+        return fd
+    }
+
+    /// Whether stderr is connected to the journal (`$JOURNAL_STREAM` matches stderr's device and inode).
+    public static var stderrIsJournal: Bool {
+        guard let value = getenv("JOURNAL_STREAM") else { return false }
+        let parts = String(cString: value).split(separator: ":")
+        guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
+        var st = stat()
+        guard fstat(2, &st) == 0 else { return false }
+        return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
+    }
+}

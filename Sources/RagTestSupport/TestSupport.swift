@@ -1,0 +1,241 @@
+import Foundation
+import Glibc
+
+/// Thrown by test helpers when the daemon or the file system misbehaves.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` with a fresh 0700 temporary folder that is removed afterwards.
+public func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
+    let path = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try await body(path)
+}
+
+/// Synchronous variant of `withTemporaryDirectory`.
+public func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
+    let path = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try body(path)
+}
+
+/// Creates a fresh 0700 folder under the temporary directory and returns its canonical path.
+public func makeTemporaryDirectory() throws -> String {
+    let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array((base.hasSuffix("/") ? base : base + "/").appending("ragd-test-XXXXXX").utf8CString)
+    guard let created = mkdtemp(&template) else { throw TestSupportError("mkdtemp failed: \(String(cString: strerror(errno)))") }
+    guard let resolved = realpath(created, nil) else { return String(cString: created) }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
+/// Writes `contents` to `path`, creating parent folders.
+public func writeFile(_ path: String, _ contents: String) throws {
+    try writeFile(path, Array(contents.utf8))
+}
+
+public func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        throw TestSupportError("cannot write \(path)")
+    }
+}
+
+/// Listens on a datagram socket the way systemd does for `sd_notify`, so tests can await READY=1 and
+/// STATUS= messages instead of sleeping.
+public final class NotifyListener: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+
+    public init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw TestSupportError("bind \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// Waits for a datagram containing a line that starts with `prefix` (for example `READY=1`);
+    /// returns that datagram's text. Throws after `timeout` seconds without one.
+    @discardableResult
+    public func wait(for prefix: String, timeout: Double = 120) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw TestSupportError("no \(prefix) notification within \(timeout) s") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(remaining * 1000))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { continue }
+            let text = String(decoding: buffer[0..<n], as: UTF8.self)
+            if text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) { return text }
+        }
+    }
+}
+
+/// A line-oriented client of ragd's socket for tests: raw bytes out, one reply line in.
+public final class LineClient {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    public init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw TestSupportError("connect \(path): \(message)")
+        }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends raw bytes (no newline added).
+    public func send(raw bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TestSupportError("send: \(String(cString: strerror(errno)))")
+            }
+            sent += n
+        }
+    }
+
+    /// Sends `line` plus a newline and returns the reply line (without its newline).
+    public func request(_ line: String) throws -> String {
+        try send(raw: Array(line.utf8) + [0x0A])
+        guard let reply = try readLine() else { throw TestSupportError("connection closed before a reply to \(line.prefix(200))") }
+        return reply
+    }
+
+    /// The next reply line, or nil at end of stream.
+    public func readLine() throws -> String? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ECONNRESET { return nil }
+                throw TestSupportError("recv: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+}
+
+/// A real `ragd` child process with a notify socket, for integration tests.
+public final class DaemonProcess {
+    public let process = Process()
+    public let socketPath: String
+    public let notify: NotifyListener
+    public let logPath: String
+
+    /// The ragd executable: `$RAGD_BINARY`, else `.build/debug/ragd` of this package.
+    public static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["RAGD_BINARY"], !path.isEmpty { return path }
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return package.appendingPathComponent(".build/debug/ragd").path
+    }
+
+    /// Starts ragd with `arguments` (sources, state dir and socket are up to the caller) in `workDirectory`.
+    public init(arguments: [String], socketPath: String, workDirectory: String, environment: [String: String] = [:]) throws {
+        self.socketPath = socketPath
+        guard FileManager.default.isExecutableFile(atPath: DaemonProcess.binary) else {
+            throw TestSupportError("ragd is not built at \(DaemonProcess.binary); run `swift build` first (make test does)")
+        }
+        notify = try NotifyListener(path: workDirectory + "/notify-\(UInt32.random(in: 0...UInt32.max)).sock")
+        logPath = workDirectory + "/ragd-\(UInt32.random(in: 0...UInt32.max)).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["NOTIFY_SOCKET"] = notify.path
+        env.removeValue(forKey: "LISTEN_FDS")
+        env.removeValue(forKey: "LISTEN_PID")
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    /// Starts ragd on `sources` with its state and socket inside `directory`, and waits until its socket answers.
+    public static func start(sources: [String], in directory: String, extraArguments: [String] = []) throws -> DaemonProcess {
+        let socket = directory + "/ragd.sock"
+        var arguments: [String] = []
+        for source in sources { arguments += ["--source", source] }
+        arguments += ["--state-dir", directory + "/state", "--socket", socket] + extraArguments
+        let daemon = try DaemonProcess(arguments: arguments, socketPath: socket, workDirectory: directory)
+        try daemon.waitUntilReady()
+        return daemon
+    }
+
+    /// Waits for READY=1 (socket bound).
+    public func waitUntilReady(timeout: Double = 120) throws {
+        do { try notify.wait(for: "READY=1", timeout: timeout) } catch {
+            throw TestSupportError("ragd did not become ready: \(error); log:\n\(log)")
+        }
+    }
+
+    /// Waits for the notification sent when a reconciliation pass has finished (`STATUS=ready`).
+    public func waitUntilIndexed(timeout: Double = 120) throws {
+        do { try notify.wait(for: "STATUS=ready", timeout: timeout) } catch {
+            throw TestSupportError("ragd did not finish indexing: \(error); log:\n\(log)")
+        }
+    }
+
+    public func client() throws -> LineClient { try LineClient(path: socketPath) }
+
+    /// The daemon's output so far.
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits for the exit; returns the exit status (or the signal number if killed).
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}

@@ -1,0 +1,280 @@
+import Foundation
+import RagProtocol
+import RagTestSupport
+import Testing
+
+/// End-to-end tests: the real `ragd` binary on a temporary folder, spoken to over its real socket.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct DaemonTests {
+    static let install = """
+        ---
+        title: Installing
+        tags: [setup, debian]
+        ---
+        # Install
+
+        Run the installer.
+
+        ## Debian
+
+        Use apt to install the package.
+
+        ### Keys
+
+        Import the signing keys with gpg before adding the repository.
+        The kernel parameter max_user_watches limits inotify watches.
+        """
+
+    static let guide = """
+        Operator guide
+        ==============
+
+        Reloading
+        ---------
+
+        Send SIGHUP to reload the configuration without a restart.
+        """
+
+    /// A folder with a Markdown, a reST and a text file.
+    func makeDocs(_ dir: String) throws -> String {
+        let docs = dir + "/docs"
+        try writeFile(docs + "/install.md", Self.install)
+        try writeFile(docs + "/ops/guide.rst", Self.guide)
+        try writeFile(docs + "/notes.txt", "Plain notes about lmdb cursors and transactions.\n")
+        return docs
+    }
+
+    func json(_ line: String) throws -> JSONValue { try JSONParser.parse(line) }
+
+    @Test func searchStatusGetAndPing() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+
+            let status = try json(client.request(#"{"id":1,"op":"status"}"#))
+            #expect(status["id"] == 1)
+            #expect(status["ok"] == true)
+            #expect(status["state"] == "ready")
+            #expect(status["pending"] == 0)
+            #expect(status["files"] == 3)
+            #expect((status["chunks"]?.intValue ?? 0) >= 3)
+
+            let reply = try json(client.request(#"{"id":2,"op":"search","query":"signing keys gpg","k":3,"mode":"bm25"}"#))
+            #expect(reply["ok"] == true)
+            #expect(reply["took_ms"]?.doubleValue != nil)
+            let hits = try #require(reply["results"]?.arrayValue)
+            let top = try #require(hits.first)
+            #expect(top["path"]?.stringValue == docs + "/install.md")
+            #expect(top["heading"] == "Install > Debian > Keys")
+            let lines = top["lines"]?.arrayValue?.compactMap { $0.intValue }
+            #expect(lines == [13, 16])
+            #expect(top["text"]?.stringValue?.contains("Import the signing keys") == true)
+            #expect((top["score"]?.doubleValue ?? 0) > 0)
+
+            // Identifiers are findable whole and by part; reST sections cite their heading.
+            let identifier = try json(client.request(#"{"id":3,"op":"search","query":"max_user_watches","mode":"bm25"}"#))
+            #expect(identifier["results"]?.arrayValue?.first?["path"]?.stringValue == docs + "/install.md")
+            let part = try json(client.request(#"{"id":4,"op":"search","query":"watches","mode":"bm25"}"#))
+            #expect(part["results"]?.arrayValue?.first?["path"]?.stringValue == docs + "/install.md")
+            let rst = try json(client.request(#"{"id":5,"op":"search","query":"reload configuration","mode":"bm25"}"#))
+            #expect(rst["results"]?.arrayValue?.first?["heading"] == "Operator guide > Reloading")
+
+            let get = try json(client.request(#"{"id":6,"op":"get","path":"\#(docs)/install.md","lines":[13,14]}"#))
+            #expect(get["text"] == "### Keys\n")
+            #expect(get["lines"] == [13, 14])
+            let chunkID = try #require(top["chunk"]?.intValue)
+            let chunk = try json(client.request(#"{"id":7,"op":"get","chunk":\#(chunkID)}"#))
+            #expect(chunk["path"]?.stringValue == docs + "/install.md")
+            #expect(chunk["text"] == top["text"])
+
+            let ping = try json(client.request(#"{"id":"p","op":"ping"}"#))
+            #expect(ping["id"] == "p")
+            #expect(ping["ok"] == true)
+
+            #expect(daemon.stop() == 0)
+            #expect(!FileManager.default.fileExists(atPath: daemon.socketPath), "socket file removed on clean exit")
+        }
+    }
+
+    @Test func filters() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            try writeFile(docs + "/ops/cursors.md", "# Cursors\n\nlmdb cursors walk keys in order.\n")
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            let all = try json(client.request(#"{"id":1,"op":"search","query":"lmdb cursors","mode":"bm25"}"#))
+            #expect(Set(all["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []) == [docs + "/notes.txt", docs + "/ops/cursors.md"])
+            let prefixed = try json(client.request(#"{"id":2,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"path_prefix":"\#(docs)/ops"}}"#))
+            #expect(prefixed["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [docs + "/ops/cursors.md"])
+            let byExt = try json(client.request(#"{"id":3,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"ext":"txt"}}"#))
+            #expect(byExt["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [docs + "/notes.txt"])
+            // A prefix matches whole path components only.
+            let partial = try json(client.request(#"{"id":4,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"path_prefix":"\#(docs)/op"}}"#))
+            #expect(partial["results"]?.arrayValue?.isEmpty == true)
+            daemon.stop()
+        }
+    }
+
+    @Test func badRequestsGetSpecificErrorsAndKeepTheConnection() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let client = try daemon.client()
+            let cases: [(String, String)] = [
+                ("this is not json", "bad_request"),
+                (#"{"op":"status"}"#, "bad_request"),
+                (#"{"id":1,"op":"explode"}"#, "unknown_op"),
+                (#"{"id":1,"op":"search","query":"x","k":0}"#, "invalid_argument"),
+                (#"{"id":1,"op":"search","query":"x","k":"ten"}"#, "invalid_argument"),
+                (#"{"id":1,"op":"search","query":["x"]}"#, "invalid_argument"),
+                (#"{"id":1,"op":"search","query":"x","mode":"dense"}"#, "unsupported"),
+                (#"{"id":1,"op":"search","query":"x","mode":"hybrid"}"#, "unsupported"),
+                (#"{"id":1,"op":"get","path":"/etc/passwd"}"#, "not_found"),
+                (#"{"id":1,"op":"get","chunk":999999}"#, "not_found"),
+            ]
+            for (line, code) in cases {
+                let reply = try json(client.request(line))
+                #expect(reply["ok"] == false, "\(line)")
+                #expect(reply["error"]?["code"]?.stringValue == code, "\(line) → \(reply.serialized())")
+                #expect(reply["error"]?["message"]?.stringValue?.isEmpty == false)
+                // The connection stays usable.
+                #expect(try json(client.request(#"{"id":99,"op":"ping"}"#))["ok"] == true)
+            }
+            daemon.stop()
+        }
+    }
+
+    @Test func oversizedLineIsRefusedAndTheConnectionClosed() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let client = try daemon.client()
+            // 2 MiB without a newline: refused before it is all buffered.
+            let big = [UInt8](repeating: UInt8(ascii: "a"), count: 2 << 20)
+            try? client.send(raw: big)
+            let line = try #require(try client.readLine())
+            let reply = try json(line)
+            #expect(reply["ok"] == false)
+            #expect(reply["error"]?["code"] == "request_too_large")
+            #expect(try client.readLine() == nil, "connection closed after request_too_large")
+            // Others are unaffected.
+            #expect(try json(daemon.client().request(#"{"id":1,"op":"ping"}"#))["ok"] == true)
+            daemon.stop()
+        }
+    }
+
+    @Test func manyClientsAtOnce() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            let clients = try (0..<20).map { _ in try daemon.client() }
+            // Interleave: every client sends before any reads.
+            for (n, client) in clients.enumerated() {
+                try client.send(raw: Array(#"{"id":\#(n),"op":"search","query":"apt package","mode":"bm25"}"#.utf8) + [0x0A])
+            }
+            for (n, client) in clients.enumerated() {
+                let line = try #require(try client.readLine())
+            let reply = try json(line)
+                #expect(reply["id"] == .int(Int64(n)))
+                #expect(reply["results"]?.arrayValue?.isEmpty == false)
+            }
+            // Pipelined requests on one connection are answered in order.
+            let one = clients[0]
+            try one.send(raw: Array((0..<50).map { #"{"id":\#($0),"op":"ping"}"# + "\n" }.joined().utf8))
+            for n in 0..<50 {
+                let line = try #require(try one.readLine())
+                #expect(try json(line)["id"] == .int(Int64(n)))
+            }
+            daemon.stop()
+        }
+    }
+
+    @Test func reconcilesChangesMadeWhileStopped() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            var daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            #expect(daemon.stop() == 0)
+
+            try writeFile(docs + "/new.md", "# Fresh\n\nzeppelin hangar procedures\n")
+            try writeFile(docs + "/notes.txt", "Notes now talk about quokka habitats.\n")
+            try FileManager.default.removeItem(atPath: docs + "/ops/guide.rst")
+
+            daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            let status = try json(client.request(#"{"id":1,"op":"status"}"#))
+            #expect(status["files"] == 3)
+            func top(_ query: String) throws -> String? {
+                try json(client.request(#"{"id":2,"op":"search","query":"\#(query)","mode":"bm25"}"#))["results"]?.arrayValue?.first?["path"]?.stringValue
+            }
+            #expect(try top("zeppelin hangar") == docs + "/new.md")
+            #expect(try top("quokka") == docs + "/notes.txt")
+            #expect(try top("lmdb cursors") == nil, "old text of a changed file is gone")
+            #expect(try top("SIGHUP reload") == nil, "a deleted file is gone")
+            #expect(daemon.stop() == 0)
+        }
+    }
+
+    @Test func hostileFilesAreSkippedOrDecoded() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            try writeFile(docs + "/binary.md", [0x23, 0x20, 0x41, 0x00, 0x01, 0x02, 0xFF] + Array("platypus".utf8))
+            try writeFile(docs + "/latin1.txt", Array("caf".utf8) + [0xE9] + Array(" wombat menu\n".utf8))
+            try writeFile(docs + "/huge.md", String(repeating: "echidna ", count: 40_000))
+            try writeFile(docs + "/.git/config.md", "# hidden\n\nplatypus\n")
+            let config = dir + "/ragd.toml"
+            try writeFile(config, "[limits]\nmax_file_bytes = 100000\n")
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir, extraArguments: ["--config", config])
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            func hits(_ query: String) throws -> [String] {
+                try json(client.request(#"{"id":2,"op":"search","query":"\#(query)","mode":"bm25"}"#))["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
+            }
+            #expect(try hits("platypus").isEmpty, "binary and hidden files are not indexed")
+            #expect(try hits("echidna").isEmpty, "files over the size cap are not indexed")
+            #expect(try hits("wombat") == [docs + "/latin1.txt"], "invalid UTF-8 is decoded lossily")
+            let status = try json(client.request(#"{"id":1,"op":"status"}"#))
+            #expect(status["skipped"]?["binary"] == 1)
+            #expect(status["skipped"]?["too_large"] == 1)
+            daemon.stop()
+            #expect(daemon.log.contains("skipping binary file"))
+            #expect(daemon.log.contains("not valid UTF-8"))
+        }
+    }
+
+    @Test func socketPermissionsAndSecondDaemonRefused() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)
+            #expect((attributes[.posixPermissions] as? Int) == 0o660)
+            // A second daemon on the same state directory and socket refuses to start.
+            let second = try DaemonProcess(arguments: ["--source", docs, "--state-dir", dir + "/state", "--socket", daemon.socketPath],
+                                           socketPath: daemon.socketPath, workDirectory: dir)
+            #expect(second.stop(signal: 0) != 0)
+            #expect(second.log.contains("another ragd"))
+            #expect(try json(daemon.client().request(#"{"id":1,"op":"ping"}"#))["ok"] == true)
+            daemon.stop()
+        }
+    }
+
+    @Test func badConfigurationIsRefusedBeforeTouchingTheIndex() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let config = dir + "/bad.toml"
+            try writeFile(config, "state_dir = \"\(dir)/state\"\n\n[limits]\nmax_k = \"lots\"\n")
+            let daemon = try DaemonProcess(arguments: ["--config", config, "--source", docs, "--socket", dir + "/s.sock"],
+                                           socketPath: dir + "/s.sock", workDirectory: dir)
+            let status = daemon.stop(signal: 0)
+            #expect(status != 0)
+            #expect(daemon.log.contains("\(config):4"), "\(daemon.log)")
+            #expect(daemon.log.contains("max_k"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/state"), "nothing created")
+        }
+    }
+}

@@ -61,8 +61,11 @@ struct MarkdownParser {
             }
             if paragraphStart >= 0, b == 0x3D || b == 0x2D, isSetextUnderline(p, end) {  // = -
                 var parts: [String] = []
-                for line in paragraphStart...paragraphEnd {
-                    parts.append(source.string(source.trimmed(source.starts[line]..<source.ends[line])))
+                var length = 0
+                for line in paragraphStart...paragraphEnd where length < 512 {
+                    let part = source.string(source.trimmed(source.starts[line]..<source.ends[line]))
+                    length += part.utf8.count + 1
+                    parts.append(part)
                 }
                 let first = paragraphStart
                 let last = paragraphEnd
@@ -143,7 +146,7 @@ struct MarkdownParser {
         if range.count > 1, buf[range.upperBound - 1] == 0x7D {  // }
             var q = range.upperBound - 2
             while q >= range.lowerBound, buf[q] != 0x7B, buf[q] != 0x7D { q -= 1 }  // {
-            if q >= range.lowerBound, buf[q] == 0x7B, q + 1 < range.upperBound,
+            if q > range.lowerBound, buf[q] == 0x7B, q + 1 < range.upperBound,
                buf[q + 1] == 0x23 || buf[q + 1] == 0x2E || buf[q + 1] == 0x3A {  // # . :
                 range = source.trimmed(range.lowerBound..<q)
             }

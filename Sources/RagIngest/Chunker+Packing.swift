@@ -6,6 +6,9 @@ struct Segment {
     var tokens: Int
     var block: Int
     var isHeading: Bool
+
+    /// Bytes counted against the chunk byte cap (content plus one separator).
+    var bytes: Int { end - start + 1 }
 }
 
 /// Packs a stream of sections and blocks into chunks (see `Chunker` for the rules).
@@ -17,11 +20,15 @@ struct Packer {
     let target: Int
     let maximum: Int
     let overlap: Int
+    /// Byte cap per chunk (`maximum × 64`), so that zero-token bytes (white space, control characters) cannot
+    /// make a chunk huge.
+    let maxBytes: Int
 
     private var chunks: [ChunkDraft] = []
     private var trail: [String] = []
     private var current: [Segment] = []
     private var currentTokens = 0
+    private var currentBytes = 0
     /// Segments that are not overlap (heading or content).
     private var ownSegments = 0
     /// Segments that are neither heading nor overlap.
@@ -34,6 +41,7 @@ struct Packer {
         maximum = max(1, configuration.maxTokens)
         target = min(max(1, configuration.targetTokens), maximum)
         overlap = max(0, min(configuration.overlapTokens, target / 2))
+        maxBytes = max(1024, maximum * 64)
     }
 
     /// Ends the current section and starts one with the given heading trail.
@@ -55,16 +63,17 @@ struct Packer {
         var tokens = 0
         for line in first...last { tokens += source.tokens[line] }
         if tokens == 0 { return }
-        if tokens <= maximum {
-            if fits(tokens) {
+        let bytes = source.ends[last] - source.starts[first] + 1
+        if tokens <= maximum, bytes <= maxBytes {
+            if fits(tokens, bytes) {
                 appendLines(first, last, heading: heading)
                 return
             }
             if contentSegments > 0 {
                 flush(carryOverlap: true)
             }
-            if currentTokens + tokens > maximum { dropOverlap() }
-            if currentTokens + tokens <= maximum {
+            if !withinCap(tokens, bytes) { dropOverlap() }
+            if withinCap(tokens, bytes) {
                 appendLines(first, last, heading: heading)
                 return
             }
@@ -75,22 +84,30 @@ struct Packer {
 
     // MARK: Packing
 
-    private func fits(_ tokens: Int) -> Bool {
-        currentTokens + tokens <= target || (contentSegments == 0 && currentTokens + tokens <= maximum)
+    /// Whether a unit can join the current chunk: up to `target` tokens, or up to `maximum` when the chunk holds
+    /// only a heading and/or overlap so far; never past the byte cap.
+    private func fits(_ tokens: Int, _ bytes: Int) -> Bool {
+        guard currentBytes + bytes <= maxBytes else { return false }
+        return currentTokens + tokens <= target || (contentSegments == 0 && currentTokens + tokens <= maximum)
     }
 
-    /// Makes room for a unit of `tokens` (≤ maximum): flushes and drops overlap as needed.
-    private mutating func makeRoom(_ tokens: Int) {
-        if fits(tokens) { return }
+    private func withinCap(_ tokens: Int, _ bytes: Int) -> Bool {
+        currentTokens + tokens <= maximum && currentBytes + bytes <= maxBytes
+    }
+
+    /// Makes room for a unit within the caps: flushes and drops overlap as needed.
+    private mutating func makeRoom(_ tokens: Int, _ bytes: Int) {
+        if fits(tokens, bytes) { return }
         if contentSegments > 0 { flush(carryOverlap: true) }
-        if currentTokens + tokens > maximum { dropOverlap() }
-        if currentTokens + tokens > maximum { flush(carryOverlap: false) }  // a heading alone
+        if !withinCap(tokens, bytes) { dropOverlap() }
+        if !withinCap(tokens, bytes) { flush(carryOverlap: false) }  // a heading alone
     }
 
     private mutating func dropOverlap() {
         guard ownSegments == 0 else { return }
         current.removeAll(keepingCapacity: true)
         currentTokens = 0
+        currentBytes = 0
     }
 
     private mutating func appendLines(_ first: Int, _ last: Int, heading: Bool) {
@@ -106,6 +123,7 @@ struct Packer {
     private mutating func append(_ segment: Segment) {
         current.append(segment)
         currentTokens += segment.tokens
+        currentBytes += segment.bytes
         ownSegments += 1
         if !segment.isHeading { contentSegments += 1 }
     }
@@ -132,15 +150,17 @@ struct Packer {
     }
 
     private mutating func addRun(_ first: Int, _ last: Int, tokens: Int, heading: Bool) {
-        if tokens <= maximum {
-            makeRoom(tokens)
+        let bytes = source.ends[last] - source.starts[first] + 1
+        if tokens <= maximum, bytes <= maxBytes {
+            makeRoom(tokens, bytes)
             appendLines(first, last, heading: heading)
             return
         }
         for line in first...last {
             let lineTokens = source.tokens[line]
-            if lineTokens <= maximum {
-                makeRoom(lineTokens)
+            let lineBytes = source.ends[line] - source.starts[line] + 1
+            if lineTokens <= maximum, lineBytes <= maxBytes {
+                makeRoom(lineTokens, lineBytes)
                 appendLines(line, line, heading: heading)
             } else {
                 splitLine(line, heading: heading)
@@ -148,11 +168,13 @@ struct Packer {
         }
     }
 
-    /// Cuts one over-long line into pieces of at most `target` tokens, preferring sentence ends (when they leave
-    /// the piece at least half full), then word boundaries, then any atom boundary.
+    /// Cuts one over-long line into pieces of at most `target` tokens (and half the byte cap), preferring sentence
+    /// ends (when they leave the piece at least half full), then word boundaries, then any atom boundary.
+    /// White space at a cut is dropped.
     private mutating func splitLine(_ line: Int, heading: Bool) {
         let buf = source.buf
         let limit = target
+        let byteLimit = maxBytes / 2
         var cursor = AtomCursor(buf, source.starts[line], source.ends[line])
         var pieceStart = -1
         var count = 0
@@ -166,9 +188,10 @@ struct Packer {
                 wordCut = (gap, start, count)
                 if isSentenceEnd(before: gap, lineStart: source.starts[line]) { sentenceCut = wordCut }
             }
-            if count + 1 > limit {
+            let tooLong = start - pieceStart >= byteLimit
+            if count + 1 > limit || tooLong {
                 let cut: (end: Int, next: Int, count: Int)
-                if let s = sentenceCut, s.count * 2 >= limit {
+                if !tooLong, let s = sentenceCut, s.count * 2 >= limit {
                     cut = s
                 } else if let w = wordCut {
                     cut = w
@@ -191,7 +214,7 @@ struct Packer {
     }
 
     private mutating func emitPiece(_ line: Int, _ start: Int, _ end: Int, tokens: Int, heading: Bool) {
-        makeRoom(tokens)
+        makeRoom(tokens, end - start + 1)
         append(Segment(line: line, start: start, end: end, tokens: tokens, block: blockID, isHeading: heading))
     }
 
@@ -222,6 +245,7 @@ struct Packer {
         guard ownSegments > 0, let first = current.first, let last = current.last else {
             current.removeAll(keepingCapacity: true)
             currentTokens = 0
+            currentBytes = 0
             return
         }
         chunks.append(ChunkDraft(text: text(of: current), lines: (first.line + 1)...(last.line + 1), headings: trail))
@@ -229,6 +253,7 @@ struct Packer {
         current.removeAll(keepingCapacity: true)
         current.append(contentsOf: carried)
         currentTokens = carried.reduce(0) { $0 + $1.tokens }
+        currentBytes = carried.reduce(0) { $0 + $1.bytes }
     }
 
     /// Trailing whole segments of `current` worth at most `budget` tokens; if none fits, the trailing sentences of
@@ -264,8 +289,9 @@ struct Packer {
         return []
     }
 
-    /// The chunk text: segments joined as in the source (same line: the original white space between them; same
-    /// block: the original line breaks; different blocks: one line break, or a blank line if any line lies between).
+    /// The chunk text: segments joined as in the source (same line: the original white space between them, or one
+    /// space if that is long; same block: the original line breaks, at most three; different blocks: one line
+    /// break, or a blank line if any line lies between).
     private mutating func text(of segments: [Segment]) -> String {
         let buf = source.buf
         scratch.removeAll(keepingCapacity: true)
@@ -273,11 +299,13 @@ struct Packer {
         for segment in segments {
             if let p = previous {
                 if segment.line == p.line {
-                    if p.end < segment.start {
+                    if segment.start - p.end > 16 {
+                        scratch.append(0x20)
+                    } else if p.end < segment.start {
                         scratch.append(contentsOf: UnsafeBufferPointer(rebasing: buf[p.end..<segment.start]))
                     }
                 } else if segment.block == p.block {
-                    for _ in 0..<(segment.line - p.line) { scratch.append(0x0A) }
+                    for _ in 0..<min(segment.line - p.line, 3) { scratch.append(0x0A) }
                 } else {
                     scratch.append(0x0A)
                     if segment.line > p.line + 1 { scratch.append(0x0A) }

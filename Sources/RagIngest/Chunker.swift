@@ -140,8 +140,10 @@ struct SourceText {
         let n = buf.count
         starts.reserveCapacity(n / 32 + 1)
         ends.reserveCapacity(n / 32 + 1)
-        var i = 0
-        var start = 0
+        // A byte order mark is not part of the first line.
+        let bom = n >= 3 && buf[0] == 0xEF && buf[1] == 0xBB && buf[2] == 0xBF
+        var i = bom ? 3 : 0
+        var start = i
         while i < n {
             let b = buf[i]
             if b == 0x0A {

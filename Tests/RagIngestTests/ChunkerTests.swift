@@ -335,6 +335,25 @@ private let chunkCases: [ChunkCase] = [
     }
 
     @Test(arguments: [
+        ("# C#", "C#"), ("## Foo ## {#foo}", "Foo"), ("### Keys {.unnumbered}", "Keys"), ("#   Spaced   #", "Spaced"),
+        ("# Hash#tag", "Hash#tag"), ("# {#only-anchor}", "{#only-anchor}"),
+    ])
+    func atxHeadingText(_ line: String, _ text: String) {
+        #expect(Chunker().parse(line + "\n", format: .markdown).chunks.first?.headings == [text])
+    }
+
+    @Test(arguments: ["#hashtag", "####### seven", "    # indented code", "\\# escaped"])
+    func notAHeading(_ line: String) {
+        #expect(Chunker().parse(line + "\n", format: .markdown).chunks.first?.headings == [])
+    }
+
+    @Test func byteOrderMarkIsNotText() {
+        let document = Chunker().parse("\u{FEFF}---\ntitle: T\n---\n# Head\nBody.\n", format: .markdown)
+        #expect(document.title == "T")
+        #expect(document.chunks == [C("# Head\nBody.", 4...5, ["Head"])])
+    }
+
+    @Test(arguments: [
         ("guide.md", DocumentFormat.markdown), ("README.MARKDOWN", .markdown), ("a/b/intro.rst", .restructuredText),
         ("_sources/library/os.rst.txt", .restructuredText), ("INDEX.RST.TXT", .restructuredText),
         ("notes.txt", .plainText), ("Notes.TXT", .plainText),
@@ -390,6 +409,29 @@ private let chunkCases: [ChunkCase] = [
         #expect(chunks.dropFirst().dropLast().allSatisfy { $0 == C(sentence + " " + sentence + " " + piece, 1...1) })
     }
 
+    /// White space and control characters carry no tokens, so a byte cap (maxTokens × 64) bounds chunks too.
+    @Test(arguments: [DocumentFormat.markdown, .restructuredText, .plainText])
+    func whiteSpaceCannotInflateChunks(_ format: DocumentFormat) {
+        let padded = "a" + String(repeating: " ", count: 1_000_000) + "b\n"
+        let lines = String(repeating: "word" + String(repeating: " ", count: 3000) + "x\n", count: 200)
+        let configuration = ChunkingConfiguration(overlapTokens: 0)
+        for text in [padded, lines, lines + "\n" + padded] {
+            let chunks = Chunker(configuration: configuration).parse(text, format: format).chunks
+            #expect(chunks.allSatisfy { $0.text.utf8.count <= 256 * 64 })
+            let words = chunks.flatMap { $0.text.split(whereSeparator: \.isWhitespace) }
+            #expect(words == text.split(whereSeparator: \.isWhitespace))
+        }
+    }
+
+    /// Without overlap, plain text chunks hold every word of the input exactly once, in order.
+    @Test func plainTextKeepsEveryWordOnce() {
+        let text = mixedDocument()
+        let configuration = ChunkingConfiguration(targetTokens: 40, maxTokens: 60, overlapTokens: 0)
+        let chunks = Chunker(configuration: configuration).parse(text, format: .plainText).chunks
+        let words = chunks.flatMap { $0.text.split(whereSeparator: \.isWhitespace) }
+        #expect(words == text.split(whereSeparator: \.isWhitespace))
+    }
+
     /// A 5 MB document with a known number of sections chunks completely (speed is measured separately).
     @Test func fiveMegabytes() {
         let body = Array(repeating: "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", count: 4)
@@ -410,18 +452,7 @@ private let chunkCases: [ChunkCase] = [
     /// Invariants over a messy mixed document with small limits.
     @Test(arguments: [DocumentFormat.markdown, .restructuredText, .plainText])
     func invariants(_ format: DocumentFormat) {
-        var text = ""
-        for i in 0..<300 {
-            switch i % 7 {
-            case 0: text += "# Heading \(i)\n\n"
-            case 1: text += "Title \(i)\n--------------\n\n"
-            case 2: text += "```\n" + String(repeating: "let value\(i) = compute(x, y)\n", count: i % 40) + "```\n\n"
-            case 3: text += "- item \(i)\n  continued text here\n- another\n\n"
-            case 4: text += String(repeating: "Word soup sentence number \(i). ", count: i) + "\n\n"
-            case 5: text += "| a | b |\n|---|---|\n" + String(repeating: "| \(i) | y |\n", count: i % 60) + "\n"
-            default: text += "Just a short paragraph \(i).\n\n"
-            }
-        }
+        let text = mixedDocument()
         let configuration = ChunkingConfiguration(targetTokens: 40, maxTokens: 60, overlapTokens: 10)
         let chunks = Chunker(configuration: configuration).parse(text, format: format).chunks
         let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
@@ -436,4 +467,21 @@ private let chunkCases: [ChunkCase] = [
             previousStart = chunk.lines.lowerBound
         }
     }
+}
+
+/// Headings, code, lists, tables, long and short paragraphs, in varying sizes.
+private func mixedDocument() -> String {
+    var text = ""
+    for i in 0..<300 {
+        switch i % 7 {
+        case 0: text += "# Heading \(i)\n\n"
+        case 1: text += "Title \(i)\n--------------\n\n"
+        case 2: text += "```\n" + String(repeating: "let value\(i) = compute(x, y)\n", count: i % 40) + "```\n\n"
+        case 3: text += "- item \(i)\n  continued text here\n- another\n\n"
+        case 4: text += String(repeating: "Word soup sentence number \(i). ", count: i) + "\n\n"
+        case 5: text += "| a | b |\n|---|---|\n" + String(repeating: "| \(i) | y |\n", count: i % 60) + "\n"
+        default: text += "Just a short paragraph \(i).\n\n"
+        }
+    }
+    return text
 }

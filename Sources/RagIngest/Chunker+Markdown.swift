@@ -1,14 +1,14 @@
 /// CommonMark-ish block structure: ATX/setext headings, fenced and indented code, tables, lists, paragraphs.
 struct MarkdownParser {
-    let source: SourceText
-    var packer: Packer
+    let source: ChunkSourceText
+    var packer: ChunkPacker
     /// The first level-1 heading.
     private(set) var title: String?
     private var trail: [(level: Int, text: String)] = []
     private var paragraphStart = -1
     private var paragraphEnd = -1
 
-    init(source: SourceText, packer: Packer) {
+    init(source: ChunkSourceText, packer: ChunkPacker) {
         self.source = source
         self.packer = packer
     }

@@ -1,5 +1,5 @@
 /// A piece of a chunk: a whole line, or part of one long line.
-struct Segment {
+struct ChunkSegment {
     var line: Int
     var start: Int
     var end: Int
@@ -15,8 +15,8 @@ struct Segment {
 ///
 /// Parsers call `startSection(trail:)` at every heading, then `addBlock` for the heading line(s) and for each body
 /// block (a line range that should stay together when it fits).
-struct Packer {
-    let source: SourceText
+struct ChunkPacker {
+    let source: ChunkSourceText
     let target: Int
     let maximum: Int
     let overlap: Int
@@ -26,7 +26,7 @@ struct Packer {
 
     private var chunks: [ChunkDraft] = []
     private var trail: [String] = []
-    private var current: [Segment] = []
+    private var current: [ChunkSegment] = []
     private var currentTokens = 0
     private var currentBytes = 0
     /// Segments that are not overlap (heading or content).
@@ -36,7 +36,7 @@ struct Packer {
     private var blockID = 0
     private var scratch: [UInt8] = []
 
-    init(source: SourceText, configuration: ChunkingConfiguration) {
+    init(source: ChunkSourceText, configuration: ChunkingConfiguration) {
         self.source = source
         maximum = max(1, configuration.maxTokens)
         target = min(max(1, configuration.targetTokens), maximum)
@@ -115,12 +115,12 @@ struct Packer {
             // Heading lines lose their indentation (reST inset titles); other lines stay as they are.
             let range = heading ? source.trimmed(source.starts[line]..<source.ends[line])
                 : source.starts[line]..<source.ends[line]
-            append(Segment(line: line, start: range.lowerBound, end: range.upperBound,
+            append(ChunkSegment(line: line, start: range.lowerBound, end: range.upperBound,
                            tokens: source.tokens[line], block: blockID, isHeading: heading))
         }
     }
 
-    private mutating func append(_ segment: Segment) {
+    private mutating func append(_ segment: ChunkSegment) {
         current.append(segment)
         currentTokens += segment.tokens
         currentBytes += segment.bytes
@@ -175,7 +175,7 @@ struct Packer {
         let buf = source.buf
         let limit = target
         let byteLimit = maxBytes / 2
-        var cursor = AtomCursor(buf, source.starts[line], source.ends[line])
+        var cursor = TokenAtomCursor(buf, source.starts[line], source.ends[line])
         var pieceStart = -1
         var count = 0
         // Candidate cuts: piece end, next piece start, tokens before the cut.
@@ -215,7 +215,7 @@ struct Packer {
 
     private mutating func emitPiece(_ line: Int, _ start: Int, _ end: Int, tokens: Int, heading: Bool) {
         makeRoom(tokens, end - start + 1)
-        append(Segment(line: line, start: start, end: end, tokens: tokens, block: blockID, isHeading: heading))
+        append(ChunkSegment(line: line, start: start, end: end, tokens: tokens, block: blockID, isHeading: heading))
     }
 
     /// True when the text before the white space at `gap` ends a sentence (`.`, `!`, `?`, maybe closed by a quote
@@ -258,7 +258,7 @@ struct Packer {
 
     /// Trailing whole segments of `current` worth at most `budget` tokens; if none fits, the trailing sentences of
     /// the last segment.
-    private func overlapSegments(budget: Int) -> [Segment] {
+    private func overlapSegments(budget: Int) -> [ChunkSegment] {
         guard budget > 0 else { return [] }
         var index = current.count
         var total = 0
@@ -271,7 +271,7 @@ struct Packer {
         if index < current.count { return Array(current[index...]) }
         guard let last = current.last, !last.isHeading else { return [] }
         // Sentence starts inside the last segment, with the tokens before each.
-        var cursor = AtomCursor(source.buf, last.start, last.end)
+        var cursor = TokenAtomCursor(source.buf, last.start, last.end)
         var count = 0
         var starts: [(position: Int, before: Int)] = []
         while let (start, gap) = cursor.next() {
@@ -292,10 +292,10 @@ struct Packer {
     /// The chunk text: segments joined as in the source (same line: the original white space between them, or one
     /// space if that is long; same block: the original line breaks, at most three; different blocks: one line
     /// break, or a blank line if any line lies between).
-    private mutating func text(of segments: [Segment]) -> String {
+    private mutating func text(of segments: [ChunkSegment]) -> String {
         let buf = source.buf
         scratch.removeAll(keepingCapacity: true)
-        var previous: Segment?
+        var previous: ChunkSegment?
         for segment in segments {
             if let p = previous {
                 if segment.line == p.line {

@@ -1,10 +1,11 @@
-/// reStructuredText block structure: section titles (underline, or overline and underline; levels by order of
-/// first appearance of each style), explicit markup (directives kept with their bodies; comments, targets and a
+/// reStructuredText block structure: section titles (underline, or overline and underline, of one punctuation
+/// character, at least as long as the title or — as docutils allows — at least 4 long; levels by order of first
+/// appearance of each style), explicit markup (directives kept with their bodies; comments, targets and a
 /// few Sphinx housekeeping directives dropped), paragraphs with their indented continuation (literal blocks after
 /// `::`, definitions, list item bodies), and runs of list items.
 struct ReSTParser {
-    let source: SourceText
-    var packer: Packer
+    let source: ChunkSourceText
+    var packer: ChunkPacker
     /// The document title: the first section title.
     private(set) var title: String?
     private var styles: [UInt16] = []
@@ -17,7 +18,7 @@ struct ReSTParser {
         "tabularcolumns", "default-role", "default-domain",
     ]
 
-    init(source: SourceText, packer: Packer) {
+    init(source: ChunkSourceText, packer: ChunkPacker) {
         self.source = source
         self.packer = packer
     }

@@ -17,7 +17,9 @@ public struct ChunkingConfiguration: Sendable, Equatable {
 
 /// One chunk of a document, with the lines it cites.
 public struct ChunkDraft: Sendable, Equatable {
-    /// The chunk's text: original lines (a very long line may be cut at a sentence or word boundary).
+    /// The chunk's text: the original lines joined with `\n` (runs of blank lines between blocks become one; reST
+    /// title adornments, comments and targets are left out; a very long line may be cut at a sentence or word
+    /// boundary).
     public var text: String
     /// 1-based, inclusive line numbers in the original file (front matter counted), first to last non-blank line.
     public var lines: ClosedRange<Int>
@@ -52,7 +54,8 @@ public struct ParsedDocument: Sendable, Equatable {
 /// Sections (by heading) are never mixed in one chunk; each section's first chunk starts with its heading line.
 /// Within a section, blocks (paragraphs, fenced/literal code, tables, lists, directives) are packed up to
 /// `targetTokens`; a block is kept whole when it fits in `maxTokens`, else split at blank lines, lines, and for a
-/// single over-long line at sentence/word boundaries. Work is linear in the input size.
+/// single over-long line at sentence/word boundaries. Chunks are also capped at `maxTokens × 64` bytes, so white
+/// space cannot inflate them. Work is linear in the input size.
 public struct Chunker: Sendable {
     public var configuration: ChunkingConfiguration
 
@@ -68,14 +71,14 @@ public struct Chunker: Sendable {
 
     /// Byte-level entry point: `buf` must be valid UTF-8.
     func parse(bytes buf: UnsafeBufferPointer<UInt8>, format: DocumentFormat) -> ParsedDocument {
-        let source = SourceText(buf)
+        let source = ChunkSourceText(buf)
         var frontMatter: FrontMatter?
         var bodyStart = 0
         if format == .markdown, let parsed = FrontMatter.parse(bytes: buf) {
             frontMatter = parsed
             bodyStart = min(parsed.lineCount, source.count)
         }
-        let packer = Packer(source: source, configuration: configuration)
+        let packer = ChunkPacker(source: source, configuration: configuration)
         let title: String?
         let chunks: [ChunkDraft]
         switch format {
@@ -115,18 +118,18 @@ public struct Chunker: Sendable {
     /// - whitespace and control characters cost nothing.
     /// English prose comes out near words × 1.1 plus punctuation, identifiers a little higher.
     public static func estimateTokens(_ text: Substring) -> Int {
-        if let count = text.utf8.withContiguousStorageIfAvailable({ countAtoms($0, 0, $0.count) }) {
+        if let count = text.utf8.withContiguousStorageIfAvailable({ countTokenAtoms($0, 0, $0.count) }) {
             return count
         }
         var copy = String(text)
-        return copy.withUTF8 { countAtoms($0, 0, $0.count) }
+        return copy.withUTF8 { countTokenAtoms($0, 0, $0.count) }
     }
 }
 
 // MARK: - Lines
 
 /// The lines of a UTF-8 buffer (`\n`, `\r\n` and `\r` each end one line) with each line's token estimate.
-struct SourceText {
+struct ChunkSourceText {
     let buf: UnsafeBufferPointer<UInt8>
     /// Byte offset where each line starts.
     private(set) var starts: [Int] = []
@@ -167,7 +170,7 @@ struct SourceText {
         }
         tokens.reserveCapacity(starts.count)
         for line in starts.indices {
-            tokens.append(countAtoms(buf, starts[line], ends[line]))
+            tokens.append(countTokenAtoms(buf, starts[line], ends[line]))
         }
     }
 
@@ -226,7 +229,7 @@ struct SourceText {
 // MARK: - Token atoms
 
 /// Character classes of the token estimator.
-enum AtomKind {
+enum TokenAtomKind {
     static let space: UInt8 = 0
     static let punct: UInt8 = 1
     static let lower: UInt8 = 2
@@ -236,35 +239,35 @@ enum AtomKind {
 }
 
 @inline(__always)
-func asciiKind(_ b: UInt8) -> UInt8 {
-    if b >= 0x61 && b <= 0x7A { return AtomKind.lower }
-    if b >= 0x41 && b <= 0x5A { return AtomKind.upper }
-    if b >= 0x30 && b <= 0x39 { return AtomKind.digit }
-    if b <= 0x20 || b == 0x7F { return AtomKind.space }
-    return AtomKind.punct
+func tokenAtomKind(ascii b: UInt8) -> UInt8 {
+    if b >= 0x61 && b <= 0x7A { return TokenAtomKind.lower }
+    if b >= 0x41 && b <= 0x5A { return TokenAtomKind.upper }
+    if b >= 0x30 && b <= 0x39 { return TokenAtomKind.digit }
+    if b <= 0x20 || b == 0x7F { return TokenAtomKind.space }
+    return TokenAtomKind.punct
 }
 
 /// Class of a non-ASCII scalar: white space, a one-token character (punctuation, symbols, CJK, emoji), or a
 /// word character.
 @inline(__always)
-func scalarKind(_ v: UInt32) -> UInt8 {
+func tokenAtomKind(scalar v: UInt32) -> UInt8 {
     switch v {
     case 0xA0, 0x1680, 0x2000...0x200B, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF:
-        return AtomKind.space
+        return TokenAtomKind.space
     case 0xA1...0xBF, 0xD7, 0xF7, 0x2010...0x2BFF, 0x2E80...0x9FFF, 0xAC00...0xD7AF, 0xF900...0xFAFF,
          0xFE30...0xFFFF, 0x1F000...:
-        return AtomKind.punct
+        return TokenAtomKind.punct
     default:
-        return AtomKind.other
+        return TokenAtomKind.other
     }
 }
 
 @inline(__always)
-func isCaseOrDigitChange(_ previous: UInt8, _ kind: UInt8) -> Bool {
+func isTokenAtomBreak(_ previous: UInt8, _ kind: UInt8) -> Bool {
     switch (previous, kind) {
-    case (AtomKind.lower, AtomKind.upper),
-         (AtomKind.lower, AtomKind.digit), (AtomKind.upper, AtomKind.digit),
-         (AtomKind.digit, AtomKind.lower), (AtomKind.digit, AtomKind.upper):
+    case (TokenAtomKind.lower, TokenAtomKind.upper),
+         (TokenAtomKind.lower, TokenAtomKind.digit), (TokenAtomKind.upper, TokenAtomKind.digit),
+         (TokenAtomKind.digit, TokenAtomKind.lower), (TokenAtomKind.digit, TokenAtomKind.upper):
         return true
     default:
         return false
@@ -272,7 +275,7 @@ func isCaseOrDigitChange(_ previous: UInt8, _ kind: UInt8) -> Bool {
 }
 
 /// Walks the token atoms of a byte range. Cutting text at any atom start keeps estimates additive.
-struct AtomCursor {
+struct TokenAtomCursor {
     let buf: UnsafeBufferPointer<UInt8>
     var position: Int
     let end: Int
@@ -293,8 +296,8 @@ struct AtomCursor {
         while position < end {
             let b = buf[position]
             if b < 0x80 {
-                let kind = asciiKind(b)
-                if kind == AtomKind.space {
+                let kind = tokenAtomKind(ascii: b)
+                if kind == TokenAtomKind.space {
                     if gap < 0 { gap = position }
                     inWord = false
                     position += 1
@@ -302,11 +305,11 @@ struct AtomCursor {
                 }
                 let start = position
                 position += 1
-                if kind == AtomKind.punct {
+                if kind == TokenAtomKind.punct {
                     inWord = false
                     return (start, gap)
                 }
-                if inWord && atomBytes < 7 && !isCaseOrDigitChange(previousKind, kind) {
+                if inWord && atomBytes < 7 && !isTokenAtomBreak(previousKind, kind) {
                     atomBytes += 1
                     previousKind = kind
                     continue
@@ -331,26 +334,26 @@ struct AtomCursor {
                 length = 2
                 value = (UInt32(b & 0x1F) << 6) | UInt32(buf[position + 1] & 0x3F)
             }
-            let kind = scalarKind(value)
+            let kind = tokenAtomKind(scalar: value)
             let start = position
             position += length
-            if kind == AtomKind.space {
+            if kind == TokenAtomKind.space {
                 if gap < 0 { gap = start }
                 inWord = false
                 continue
             }
-            if kind == AtomKind.punct {
+            if kind == TokenAtomKind.punct {
                 inWord = false
                 return (start, gap)
             }
             if inWord && atomBytes < 7 {
                 atomBytes += length
-                previousKind = AtomKind.other
+                previousKind = TokenAtomKind.other
                 continue
             }
             inWord = true
             atomBytes = length
-            previousKind = AtomKind.other
+            previousKind = TokenAtomKind.other
             return (start, gap)
         }
         return nil
@@ -358,8 +361,8 @@ struct AtomCursor {
 }
 
 /// Token estimate of `buf[start..<end]`.
-func countAtoms(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int {
-    var cursor = AtomCursor(buf, start, end)
+func countTokenAtoms(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int {
+    var cursor = TokenAtomCursor(buf, start, end)
     var count = 0
     while cursor.next() != nil { count += 1 }
     return count

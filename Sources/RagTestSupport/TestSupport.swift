@@ -69,10 +69,15 @@ public final class NotifyListener: @unchecked Sendable {
         unlink(path)
     }
 
-    /// Waits for a datagram containing a line that starts with `prefix` (for example `READY=1`);
-    /// returns that datagram's text. Throws after `timeout` seconds without one.
+    /// Notifications received but not yet matched by `wait(for:)`, oldest first.
+    private var unmatched: [String] = []
+
+    /// Waits for a notification containing a line that starts with `prefix` (for example `READY=1`), whether it
+    /// arrived before this call or arrives later; each notification is matched once. Returns its text.
     @discardableResult
     public func wait(for prefix: String, timeout: Double = 120) throws -> String {
+        func matches(_ text: String) -> Bool { text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) }
+        if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
         let deadline = Date().addingTimeInterval(timeout)
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -85,7 +90,8 @@ public final class NotifyListener: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { continue }
             let text = String(decoding: buffer[0..<n], as: UTF8.self)
-            if text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) { return text }
+            if matches(text) { return text }
+            unmatched.append(text)
         }
     }
 }

@@ -198,7 +198,7 @@ struct DaemonTests {
             let docs = try makeDocs(dir)
             var daemon = try DaemonProcess.start(sources: [docs], in: dir)
             try daemon.waitUntilIndexed()
-            #expect(daemon.stop() == 0)
+            #expect(daemon.stop(signal: SIGINT) == 0)
 
             try writeFile(docs + "/new.md", "# Fresh\n\nzeppelin hangar procedures\n")
             try writeFile(docs + "/notes.txt", "Notes now talk about quokka habitats.\n")
@@ -275,6 +275,33 @@ struct DaemonTests {
             #expect(daemon.log.contains("\(config):4"), "\(daemon.log)")
             #expect(daemon.log.contains("max_k"))
             #expect(!FileManager.default.fileExists(atPath: dir + "/state"), "nothing created")
+        }
+    }
+
+    @Test func stopsPromptlyMidIndexAndResumesAfterRestartOrKill() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = dir + "/docs"
+            for n in 0..<3000 {
+                try writeFile(docs + "/part\(n / 500)/doc\(n).md", "# Document \(n)\n\nbody text number \(n) about topic\(n % 97)\n")
+            }
+            // SIGTERM while the first pass is running: exit 0, the batch in flight committed.
+            var daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let started = Date()
+            #expect(daemon.stop() == 0)
+            #expect(Date().timeIntervalSince(started) < 10)
+            // kill -9 at an arbitrary point of the next pass.
+            daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            daemon.stop(signal: SIGKILL)
+            // The index opens, answers, and after reconciliation matches the disk.
+            daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            let status = try json(client.request(#"{"id":1,"op":"status"}"#))
+            #expect(status["files"] == 3000)
+            #expect(status["chunks"] == 3000)
+            let hit = try json(client.request(#"{"id":2,"op":"search","query":"number 2999","k":1,"mode":"bm25"}"#))
+            #expect(hit["results"]?.arrayValue?.first?["path"]?.stringValue == docs + "/part5/doc2999.md")
+            #expect(daemon.stop() == 0)
         }
     }
 }

@@ -245,3 +245,39 @@ public final class DaemonProcess {
         }
     }
 }
+
+/// The result of running a program to completion.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `executable` with `arguments` and waits; output is captured through files, so large outputs cannot block it.
+public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
+    let dir = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+    FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    process.standardOutput = FileHandle(forWritingAtPath: dir + "/out")
+    process.standardError = FileHandle(forWritingAtPath: dir + "/err")
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return ProcessOutput(status: process.terminationStatus,
+                         stdout: (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")
+}
+
+extension DaemonProcess {
+    /// The ragctl executable built next to ragd.
+    public static var ragctl: String {
+        (binary as NSString).deletingLastPathComponent + "/ragctl"
+    }
+}

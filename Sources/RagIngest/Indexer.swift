@@ -26,11 +26,12 @@ public struct IndexerConfiguration: Sendable {
 public struct IndexerStatus: Sendable, Equatable {
     public enum State: String, Sendable { case starting, indexing, ready }
     public var state: State = .starting
-    /// Files seen changed (or new, or deleted) but not yet committed.
+    /// Files of the pass in flight not yet committed.
     public var pending = 0
     /// Files handled so far in the current pass, and the pass's total.
     public var done = 0
     public var total = 0
+    /// Full reconciliation passes completed.
     public var scans = 0
     public var lastScanSeconds: Double = 0
     /// Files skipped because they are binary, too large or unreadable (as of the last pass).
@@ -41,11 +42,45 @@ public struct IndexerStatus: Sendable, Equatable {
     public init() {}
 }
 
+/// A set of changes to bring into the index: what the watcher reported, coalesced.
+public struct ChangeSet: Sendable, Equatable {
+    /// Files to check against the disk (created, written, deleted, moved in or out).
+    public var files: Set<String> = []
+    /// Folders whose whole contents to check.
+    public var folders: Set<String> = []
+    /// Renames inside the trees, in the order they happened.
+    public var moves: [Move] = []
+    /// Reconcile every source.
+    public var everything = false
+
+    public struct Move: Sendable, Equatable {
+        public var from: String
+        public var to: String
+        public var isFolder: Bool
+    }
+
+    public init() {}
+
+    public var isEmpty: Bool { files.isEmpty && folders.isEmpty && moves.isEmpty && !everything }
+    /// Number of items waiting, for `status.pending`.
+    public var count: Int { files.count + folders.count + moves.count + (everything ? 1 : 0) }
+
+    public mutating func add(_ event: WatchEvent) {
+        switch event {
+        case .file(let path): files.insert(path)
+        case .folder(let path): folders.insert(path)
+        case .moved(let from, let to, let isFolder): moves.append(Move(from: from, to: to, isFolder: isFolder))
+        case .rescanAll: everything = true
+        }
+    }
+}
+
 /// Brings the store in line with the sources on disk: new and changed files indexed (size and mtime first,
-/// content hash to confirm), deleted ones removed. Runs on the caller's thread; chunking and analysis use every core.
+/// content hash to confirm), deleted ones removed, renames applied without re-chunking. Runs on the caller's
+/// thread (one writer); reading, chunking and analysis of a batch use every core.
 public final class Indexer: Sendable {
     public let store: Store
-    public let configuration: IndexerConfiguration
+    private let settings: Mutex<IndexerConfiguration>
     private let logger: Logger
     private let state = Mutex(IndexerStatus())
     /// Files already reported as skipped, by path, with the size and mtime they had, so rescans do not log them again.
@@ -54,33 +89,105 @@ public final class Indexer: Sendable {
 
     public init(store: Store, configuration: IndexerConfiguration, logger: Logger) {
         self.store = store
-        self.configuration = configuration
+        self.settings = Mutex(configuration)
         self.logger = logger
     }
 
+    public var configuration: IndexerConfiguration { settings.withLock { $0 } }
+
+    /// Replaces the sources (configuration reload); the next full pass drops files of removed sources.
+    public func setSources(_ sources: [SourceSpec]) { settings.withLock { $0.sources = sources } }
+
     public var status: IndexerStatus { state.withLock { $0 } }
 
-    /// Asks a running `reconcile()` to stop after the batch in flight commits.
+    /// Asks a running pass to stop after the batch in flight commits.
     public func requestStop() { stopRequested.store(true, ordering: .relaxed) }
 
     private var stopping: Bool { stopRequested.load(ordering: .relaxed) }
 
-    /// One full reconciliation pass. Returns what it wrote.
+    /// The most specific source containing `path`.
+    func source(for path: String) -> SourceSpec? {
+        configuration.sources.filter { $0.root == path || $0.contains(path) }.max { $0.root.count < $1.root.count }
+    }
+
+    /// One full reconciliation pass over every source. Returns what it wrote.
     @discardableResult
     public func reconcile() throws -> WriteSummary {
+        var changes = ChangeSet()
+        changes.everything = true
+        return try apply(changes)
+    }
+
+    /// Applies a change set: renames first, then folders are reconciled, then single files are checked.
+    @discardableResult
+    public func apply(_ changes: ChangeSet) throws -> WriteSummary {
         let started = DispatchTime.now()
+        var summary = WriteSummary()
+        var folders = changes.folders
+        var files = changes.files
+        let sources = configuration.sources
+        if changes.everything {
+            folders = Set(sources.map(\.root))
+            files = []
+        } else if !changes.moves.isEmpty {
+            var ops: [IndexChange] = []
+            for move in changes.moves {
+                if move.isFolder {
+                    for (path, _) in try store.files(under: move.from) {
+                        let target = move.to + path.dropFirst(move.from.count)
+                        if let source = source(for: target), source.acceptsFile(path: target) {
+                            ops.append(.move(from: path, to: target))
+                        } else {
+                            ops.append(.delete(path: path))
+                        }
+                    }
+                    folders.insert(move.to)
+                } else {
+                    if try store.file(path: move.from) != nil {
+                        if let source = source(for: move.to), source.acceptsFile(path: move.to) {
+                            ops.append(.move(from: move.from, to: move.to))
+                        } else {
+                            ops.append(.delete(path: move.from))
+                        }
+                    }
+                    files.insert(move.from)
+                    files.insert(move.to)
+                }
+            }
+            summary.add(try store.apply(ops))
+        }
+
+        // Folders: scan what is on disk below each (outermost only) and compare with what is indexed below it.
         var scanned: [String: ScannedFile] = [:]
-        var keepPrefixes: [String] = []   // folders whose contents are unknown this pass
-        for source in configuration.sources {
-            let result = SourceScanner.scan(source)
+        var indexed: [String: FileRecord] = [:]
+        var keepPrefixes: [String] = []
+        var removedRoots: [String] = []
+        let outermost = folders.filter { folder in !folders.contains { $0 != folder && folder.hasPrefix($0 + "/") } }
+        for folder in outermost.sorted() {
+            guard let source = source(for: folder) else {
+                // Not inside any source (a dropped source): everything indexed below it goes.
+                indexed.merge(try store.files(under: folder)) { a, _ in a }
+                continue
+            }
+            let result = SourceScanner.scan(source, below: folder == source.root ? nil : folder)
             for problem in result.problems {
                 logger.warning("cannot scan part of a source", metadata: ["file.path": "\(problem.path)", "error": "\(problem.message)"])
             }
-            if result.rootUnreadable { keepPrefixes.append(source.root + "/") }
+            if result.rootUnreadable { keepPrefixes.append(folder + "/") }
+            if result.rootMissing && folder == source.root { removedRoots.append(folder) }
             keepPrefixes.append(contentsOf: result.unreadableFolders.map { $0 + "/" })
-            for file in result.files where scanned[file.path] == nil { scanned[file.path] = file }
+            for file in result.files where scanned[file.path] == nil && self.source(for: file.path)?.root == source.root {
+                scanned[file.path] = file
+            }
+            indexed.merge(try store.files(under: folder)) { a, _ in a }
         }
-        let indexed = try store.allFiles()
+        if changes.everything {
+            // Files indexed outside every source (a source was dropped from the configuration).
+            for (path, record) in try store.allFiles() where source(for: path) == nil { indexed[path] = record }
+        }
+        for root in removedRoots {
+            logger.warning("source folder is missing; its files are removed from the index until it returns", metadata: ["source.path": "\(root)"])
+        }
         var deletions: [String] = []
         for path in indexed.keys where scanned[path] == nil {
             if keepPrefixes.contains(where: { path.hasPrefix($0) }) { continue }
@@ -93,51 +200,75 @@ public final class Indexer: Sendable {
             if let seen = known[path], seen == (file.size, file.mtimeNanos), indexed[path] == nil { continue }
             candidates.append(file)
         }
+
+        // Single files: decide from the disk as it is now, whatever the event was.
+        let covered = Array(outermost)
+        for path in files where !covered.contains(where: { path.hasPrefix($0 + "/") }) {
+            let record = try store.file(path: path)
+            guard let source = source(for: path), source.acceptsFile(path: path) else {
+                if record != nil { deletions.append(path) }
+                continue
+            }
+            var st = stat()
+            var exists = lstat(path, &st) == 0
+            if exists && (st.st_mode & S_IFMT) == S_IFLNK { exists = source.followSymlinks && stat(path, &st) == 0 }
+            guard exists, (st.st_mode & S_IFMT) == S_IFREG else {
+                if record != nil { deletions.append(path) }
+                continue
+            }
+            let file = ScannedFile(path: path, size: UInt64(st.st_size), mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+            if let record { indexed[path] = record }
+            if let record, record.size == file.size, record.mtimeNanos == file.mtimeNanos { continue }
+            if record == nil, let seen = known[path], seen == (file.size, file.mtimeNanos) { continue }
+            candidates.append(file)
+        }
+
         candidates.sort { $0.path < $1.path }
         deletions.sort()
+        let total = candidates.count + deletions.count
         state.withLock {
-            $0.pending = candidates.count + deletions.count
+            $0.pending = total
             $0.done = 0
-            $0.total = candidates.count + deletions.count
-            if $0.pending > 0 { $0.state = .indexing }
+            $0.total = total
+            if total > 0 && $0.state == .ready { $0.state = .indexing }
         }
-        if !candidates.isEmpty || !deletions.isEmpty {
+        if total > 0 && changes.everything {
             logger.info("reconciling", metadata: ["files.changed": "\(candidates.count)", "files.deleted": "\(deletions.count)",
                                                   "files.total": "\(scanned.count)"])
         }
-        var summary = WriteSummary()
         if !deletions.isEmpty && !stopping {
             for batch in stride(from: 0, to: deletions.count, by: 512) {
                 let slice = deletions[batch..<min(batch + 512, deletions.count)]
-                let s = try store.apply(slice.map { .delete(path: $0) })
-                summary.add(s)
+                summary.add(try store.apply(slice.map { .delete(path: $0) }))
                 state.withLock { $0.pending -= slice.count; $0.done += slice.count }
             }
         }
+        let batchSize = configuration.batchSize
         var index = 0
         while index < candidates.count && !stopping {
-            let batch = Array(candidates[index..<min(index + configuration.batchSize, candidates.count)])
+            let batch = Array(candidates[index..<min(index + batchSize, candidates.count)])
             index += batch.count
-            let changes = prepare(batch, indexed: indexed)
-            let s = try store.apply(changes)
-            summary.add(s)
+            summary.add(try store.apply(prepare(batch, indexed: indexed)))
             state.withLock { $0.pending -= batch.count; $0.done += batch.count }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let (binary, large, unreadable) = skippedCounts()
         state.withLock {
-            $0.scans += 1
-            $0.lastScanSeconds = seconds
+            if changes.everything {
+                $0.scans += 1
+                $0.lastScanSeconds = seconds
+            }
             $0.skippedBinary = binary
             $0.skippedTooLarge = large
             $0.unreadable = unreadable
-            if !stopping { $0.state = .ready; $0.pending = 0 }
+            if !stopping && (changes.everything || $0.state != .starting) { $0.state = .ready; $0.pending = 0 }
         }
         if summary != WriteSummary() {
             logger.info("index updated", metadata: [
                 "files.written": "\(summary.filesWritten)", "files.deleted": "\(summary.filesDeleted)",
+                "files.moved": "\(summary.filesMoved)",
                 "chunks.added": "\(summary.chunksAdded)", "chunks.kept": "\(summary.chunksKept)",
-                "chunks.removed": "\(summary.chunksRemoved)", "scan.seconds": "\(Double(Int(seconds * 1000)) / 1000)",
+                "chunks.removed": "\(summary.chunksRemoved)", "seconds": "\(Double(Int(seconds * 1000)) / 1000)",
             ])
         }
         return summary
@@ -171,7 +302,7 @@ public final class Indexer: Sendable {
     }
 
     private func followSymlinks(for path: String) -> Bool {
-        configuration.sources.first(where: { $0.contains(path) })?.followSymlinks ?? false
+        source(for: path)?.followSymlinks ?? false
     }
 
     private func markSkipped(_ file: ScannedFile, _ reason: SkipReason?) {
@@ -182,6 +313,7 @@ public final class Indexer: Sendable {
     /// One file: nil when there is nothing to write (unreadable: retried on the next scan).
     func prepareOne(_ file: ScannedFile, previous: FileRecord?) -> IndexChange? {
         let contents: FileContents
+        let configuration = self.configuration
         switch FileReader.read(path: file.path, followSymlinks: followSymlinks(for: file.path), maxBytes: configuration.maxFileBytes) {
         case .success(let c): contents = c
         case .failure(.vanished), .failure(.notRegular):
@@ -229,5 +361,6 @@ extension WriteSummary {
         chunksAdded += other.chunksAdded
         chunksKept += other.chunksKept
         chunksRemoved += other.chunksRemoved
+        filesMoved += other.filesMoved
     }
 }

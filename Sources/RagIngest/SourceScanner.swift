@@ -33,6 +33,34 @@ public struct SourceSpec: Sendable, Equatable {
     public func contains(_ path: String) -> Bool {
         path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
     }
+
+    /// The path relative to the root, or nil when outside the source.
+    public func relativePath(of path: String) -> String? {
+        guard contains(path) else { return nil }
+        return String(path.dropFirst(root.hasSuffix("/") ? root.count : root.count + 1))
+    }
+
+    /// Whether a folder (relative path) is walked: not hidden when hidden folders are skipped, not excluded.
+    public func acceptsFolder(relativePath: String) -> Bool {
+        var rel = ""
+        for component in relativePath.split(separator: "/") {
+            if skipHidden && component.hasPrefix(".") { return false }
+            rel = rel.isEmpty ? String(component) : rel + "/" + component
+            if exclude.contains(where: { $0.matches(rel) || $0.matches(rel + "/") }) { return false }
+        }
+        return true
+    }
+
+    /// Whether the file at an absolute path is one this source indexes (by name and place, not by content).
+    public func acceptsFile(path: String) -> Bool {
+        guard let rel = relativePath(of: path), !rel.isEmpty else { return false }
+        let components = rel.split(separator: "/")
+        guard let name = components.last else { return false }
+        if skipHidden && name.hasPrefix(".") { return false }
+        if SourceScanner.isEditorTemporary(String(name)) { return false }
+        if components.count > 1 && !acceptsFolder(relativePath: components.dropLast().joined(separator: "/")) { return false }
+        return accepts(relativePath: rel)
+    }
 }
 
 /// A candidate file found on disk.
@@ -56,26 +84,37 @@ public struct ScanResult: Sendable {
 
 /// Walks a source folder with POSIX calls: no symlink following unless asked, loop-safe, never throws.
 public enum SourceScanner {
-    public static func scan(_ source: SourceSpec) -> ScanResult {
+    /// Walks the whole source, or only the folder `below` inside it (which must lie in the source).
+    public static func scan(_ source: SourceSpec, below folder: String? = nil) -> ScanResult {
         var result = ScanResult()
         var st = stat()
-        if stat(source.root, &st) != 0 {
+        let start = folder ?? source.root
+        var startRelative = ""
+        if let folder, folder != source.root {
+            guard let rel = source.relativePath(of: folder), source.acceptsFolder(relativePath: rel) else { return result }
+            startRelative = rel
+            if lstat(folder, &st) != 0 || ((st.st_mode & S_IFMT) == S_IFLNK && !source.followSymlinks) {
+                result.rootMissing = true
+                return result
+            }
+        }
+        if stat(start, &st) != 0 {
             if errno == ENOENT || errno == ENOTDIR { result.rootMissing = true } else {
                 result.rootUnreadable = true
-                result.problems.append((source.root, String(cString: strerror(errno))))
+                result.problems.append((start, String(cString: strerror(errno))))
             }
             return result
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
             result.rootMissing = true
-            result.problems.append((source.root, "not a folder"))
+            if folder == nil { result.problems.append((start, "not a folder")) }
             return result
         }
         var visited: Set<[UInt64]> = [[UInt64(st.st_dev), UInt64(st.st_ino)]]
-        var stack: [(path: String, relative: String)] = [(source.root, "")]
+        var stack: [(path: String, relative: String)] = [(start, startRelative)]
         while let (folder, relative) = stack.popLast() {
             guard let dir = opendir(folder) else {
-                if folder == source.root { result.rootUnreadable = true }
+                if folder == start { result.rootUnreadable = true }
                 result.unreadableFolders.append(folder)
                 result.problems.append((folder, String(cString: strerror(errno))))
                 continue

@@ -21,6 +21,8 @@ public struct WireErrorCode: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let requestTooLarge = WireErrorCode(rawValue: "request_too_large")
     /// The daemon cannot answer right now (shutting down, store unavailable).
     public static let unavailable = WireErrorCode(rawValue: "unavailable")
+    /// `sync` did not catch up within its timeout.
+    public static let timeout = WireErrorCode(rawValue: "timeout")
     /// A bug or an unexpected failure; details are in the daemon's log.
     public static let `internal` = WireErrorCode(rawValue: "internal")
 }
@@ -86,6 +88,8 @@ public enum Request: Sendable, Equatable {
     case status
     case get(GetRequest)
     case ping
+    /// Wait until every change made on disk before the request is searchable (at most `timeout` seconds).
+    case sync(timeout: Double)
 }
 
 /// Limits applied while decoding requests.
@@ -145,8 +149,17 @@ public enum RequestDecoder {
         case "status": return .status
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
+        case "sync":
+            var timeout = 10.0
+            if let t = value["timeout_ms"], t != .null {
+                guard let ms = t.intValue, ms >= 0, ms <= 600_000 else {
+                    throw WireError(.invalidArgument, "field 'timeout_ms' must be an integer between 0 and 600000")
+                }
+                timeout = Double(ms) / 1000
+            }
+            return .sync(timeout: timeout)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, ping")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, ping, sync")
         }
     }
 

@@ -15,12 +15,16 @@ public struct IndexResponder: RequestResponder {
     public let searcher: Searcher
     /// Fields of the `status` reply (`state`, `pending`, `files`, `chunks`, …), supplied by the daemon.
     public let status: @Sendable () -> [(String, JSONValue)]
+    /// Waits until changes made before the call are applied; false on timeout.
+    public let sync: @Sendable (Double) -> Bool
     /// Largest file text returned by `get`.
     public var maxGetBytes: Int
 
-    public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, status: @escaping @Sendable () -> [(String, JSONValue)]) {
+    public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double) -> Bool = { _ in true },
+                status: @escaping @Sendable () -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
+        self.sync = sync
         self.status = status
     }
 
@@ -34,6 +38,13 @@ public struct IndexResponder: RequestResponder {
             return try self.search(search)
         case .get(let get):
             return try self.get(get)
+        case .sync(let timeout):
+            let started = DispatchTime.now().uptimeNanoseconds
+            guard sync(timeout) else {
+                throw WireError(.timeout, "changes were not all applied within \(Int(timeout * 1000)) ms")
+            }
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            return [("waited_ms", .double((waited * 1000).rounded() / 1000))]
         }
     }
 

@@ -25,7 +25,7 @@ public struct ServerConfiguration: Sendable {
     public var workerThreads: Int
 
     public init(socketPath: String, socketMode: UInt32 = 0o660, socketGroup: String? = nil, inheritedSocket: Int32? = nil,
-                maximumLineBytes: Int = 1 << 20, limits: RequestLimits = .init(), maximumConnections: Int = 256, workerThreads: Int = 2) {
+                maximumLineBytes: Int = 1 << 20, limits: RequestLimits = .init(), maximumConnections: Int = 256, workerThreads: Int = 4) {
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.socketGroup = socketGroup

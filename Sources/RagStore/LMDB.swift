@@ -176,6 +176,25 @@ struct Transaction {
         }
     }
 
+    /// Visits (key, value) pairs in key order starting at the first key ≥ `start`; `body` returns false to stop.
+    func forEach(_ table: Table, from start: [UInt8], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, table.dbi, &cursor))
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val(), data = MDB_val()
+        var rc = start.withUnsafeBytes { k -> Int32 in
+            key = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_cursor_get(cursor, &key, &data, MDB_SET_RANGE)
+        }
+        while rc == 0 {
+            let goOn = try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+                                UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+            if !goOn { return }
+            rc = mdb_cursor_get(cursor, &key, &data, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try check(rc) }
+    }
+
     /// For a `fixedSizeDuplicates` table: the number of values under `key` and a visit of them a page at a time
     /// (each call of `body` gets a buffer holding a whole number of values). Returns 0 when the key is absent.
     @discardableResult

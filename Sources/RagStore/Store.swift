@@ -110,6 +110,9 @@ public enum IndexChange: Sendable {
     /// Only the size and mtime changed (content hash confirmed equal).
     case touch(path: String, size: UInt64, mtimeNanos: Int64)
     case delete(path: String)
+    /// A rename: the file's chunks, vectors and postings stay; only its path changes. A file already indexed
+    /// at `to` is replaced. Nothing happens when `from` is not indexed.
+    case move(from: String, to: String)
 }
 
 /// What a write did, for logs and counters.
@@ -119,6 +122,7 @@ public struct WriteSummary: Sendable, Equatable {
     public var chunksAdded = 0
     public var chunksKept = 0
     public var chunksRemoved = 0
+    public var filesMoved = 0
     public init() {}
 }
 
@@ -291,6 +295,7 @@ public final class Store: Sendable {
                         case .upsert(let file): try upsert(txn, file, &summary, &memoryOps)
                         case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
                         case .delete(let path): try delete(txn, path: path, &summary, &memoryOps)
+                        case .move(let from, let to): try move(txn, from: from, to: to, &summary, &memoryOps)
                         }
                     }
                     return summary
@@ -405,6 +410,46 @@ public final class Store: Sendable {
         try txn.delete(paths, key: Store.pathKey(path))
         summary.filesDeleted += 1
         memoryOps.append { $0.setFile(fileID, nil) }
+    }
+
+    private func move(_ txn: Transaction, from: String, to: String, _ summary: inout WriteSummary,
+                      _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+        guard from != to, var (id, record) = try fileRecord(txn, path: from) else { return }
+        if try fileRecord(txn, path: to) != nil { try delete(txn, path: to, &summary, &memoryOps) }
+        try txn.delete(paths, key: Store.pathKey(from))
+        try txn.put(paths, key: Store.pathKey(to), value: beKey(id))
+        record.path = to
+        try txn.put(files, key: beKey(id), value: record.encoded())
+        summary.filesMoved += 1
+        let info = Store.fileInfo(record)
+        memoryOps.append { $0.setFile(id, info) }
+    }
+
+    /// Indexed files whose path is `folder` or lies below it (a range scan of `paths`; long hashed paths are
+    /// found through the in-memory file table).
+    public func files(under folder: String) throws -> [String: FileRecord] {
+        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
+        let start = Array(prefix.utf8)
+        var ids: [UInt32] = []
+        try env.withReadTransaction { txn in
+            try txn.forEach(paths, from: start) { key, value in
+                guard key.count >= start.count, key.starts(with: start) else { return false }
+                if value.count == 4 { ids.append(readBE32(value)) }
+                return true
+            }
+            if let id = try txn.get(paths, key: Store.pathKey(folder)), id.count == 4 { ids.append(id.withUnsafeBytes { readBE32($0) }) }
+        }
+        let long = memory.read { table in
+            table.files.compactMap { (id, info) in info.path.utf8.count > 480 && info.path.hasPrefix(prefix) ? id : nil }
+        }
+        ids.append(contentsOf: long)
+        return try env.withReadTransaction { txn in
+            var result: [String: FileRecord] = [:]
+            for id in Set(ids) {
+                if let record = try txn.withValue(files, key: beKey(id), { try FileRecord.decode($0) }) { result[record.path] = record }
+            }
+            return result
+        }
     }
 
     /// Flushes to disk (LMDB commits are already durable; this is for backups and tests).

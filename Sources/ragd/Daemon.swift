@@ -12,6 +12,7 @@ import RagServer
 import RagStore
 import RagSystemd
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The ragd version, reported by `--version` and `status`.
@@ -145,10 +146,25 @@ struct Daemon: AsyncParsableCommand {
             chunking: ChunkingConfiguration(targetTokens: settings.chunking.targetTokens, maxTokens: settings.chunking.maxTokens,
                                             overlapTokens: settings.chunking.overlapTokens),
             maxFileBytes: UInt64(settings.limits.maxFileBytes)), logger: logger)
+        let sink = EventSink()
+        let watcher: Watcher?
+        do {
+            watcher = try Watcher(sources: sources, logger: logger) { events in sink.deliver(events) }
+        } catch {
+            watcher = nil
+            logger.error("cannot watch the sources; changes are picked up by the periodic rescan only", metadata: ["error": "\(error)"])
+        }
+        let loop = IngestLoop(indexer: indexer, watcher: watcher,
+                              configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
+            let counts = store.counts
+            Systemd.notify("STATUS=ready; \(counts.files) files, \(counts.chunks) chunks")
+        }
+        sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b))
         let sourceRoots = sources.map(\.root)
-        let responder = IndexResponder(searcher: searcher) {
+        let responder = IndexResponder(searcher: searcher, sync: { loop.sync(timeout: $0) }) {
             let status = indexer.status
+            let watch = watcher?.status
             let perSource: [JSONValue] = store.withChunkTable { table in
                 var files = [Int](repeating: 0, count: sourceRoots.count)
                 var chunks = [Int](repeating: 0, count: sourceRoots.count)
@@ -163,14 +179,23 @@ struct Daemon: AsyncParsableCommand {
                 }
             }
             let counts = store.counts
+            let pending = loop.pending
+            let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             return [
-                ("state", .string(status.state.rawValue)),
-                ("pending", .int(Int64(status.pending))),
+                ("state", .string(state.rawValue)),
+                ("pending", .int(Int64(pending))),
                 ("files", .int(Int64(counts.files))),
                 ("chunks", .int(Int64(counts.chunks))),
                 ("progress", .object([("done", .int(Int64(status.done))), ("total", .int(Int64(status.total)))])),
                 ("sources", .array(perSource)),
+                ("watch", .object([
+                    ("enabled", .bool(watcher != nil)),
+                    ("folders", .int(Int64(watch?.watchedFolders ?? 0))),
+                    ("unwatched_folders", .int(Int64(watch?.unwatchedFolders ?? 0))),
+                    ("limit_reached", .bool(watch?.limitReached ?? false)),
+                    ("overflows", .int(Int64(watch?.overflows ?? 0))),
+                ])),
                 ("skipped", .object([("binary", .int(Int64(status.skippedBinary))), ("too_large", .int(Int64(status.skippedTooLarge))),
                                      ("unreadable", .int(Int64(status.unreadable)))])),
                 ("scans", .int(Int64(status.scans))),
@@ -194,7 +219,7 @@ struct Daemon: AsyncParsableCommand {
         if inherited == nil {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
-        let indexerService = IndexerService(indexer: indexer, rescanInterval: settings.index.rescanIntervalSeconds, logger: logger)
+        let indexerService = IndexerService(loop: loop, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: indexerService), .init(service: server)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -240,43 +265,48 @@ final class StateLock {
     deinit { close(fd) }
 }
 
-/// Runs reconciliation passes on a dedicated thread: one at start-up, then every `rescanInterval` seconds.
-/// On graceful shutdown the pass in flight stops after its current transaction commits.
+/// Forwards watcher events to the ingest loop, which is created after the watcher.
+final class EventSink: Sendable {
+    let target = Mutex<IngestLoop?>(nil)
+    func deliver(_ events: [WatchEvent]) {
+        target.withLock { $0 }?.push(events)
+    }
+}
+
+/// Runs the watcher and the ingest loop (on a dedicated thread): the start-up reconciliation, then live
+/// changes and periodic rescans. On graceful shutdown the batch in flight commits and the loop stops.
 struct IndexerService: Service {
-    let indexer: Indexer
-    let rescanInterval: Int
+    let loop: IngestLoop
     let logger: Logger
 
     func run() async throws {
+        loop.watcher?.start()
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
+        let started = ContinuousClock.now
         try await withGracefulShutdownHandler {
-            var first = true
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    try await pool.runIfActive { try indexer.reconcile() }
-                    let counts = indexer.store.counts
-                    if !Task.isShuttingDownGracefully {
-                        Systemd.notify("STATUS=ready; \(counts.files) files, \(counts.chunks) chunks")
-                    }
-                    if first {
-                        logger.notice("index ready", metadata: ["files": "\(counts.files)", "chunks": "\(counts.chunks)",
-                                                                "scan.seconds": "\(indexer.status.lastScanSeconds)"])
-                    }
-                } catch {
-                    logger.error("reconciliation failed; retrying at the next scan", metadata: ["error": "\(error)"])
-                }
-                first = false
-                if Task.isShuttingDownGracefully { break }
-                if rescanInterval > 0 {
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(rescanInterval)) }
-                } else {
-                    try? await gracefulShutdown()
-                }
-            }
+            async let progress: Void = reportProgress()
+            try await pool.runIfActive { loop.run() }
+            _ = await progress
         } onGracefulShutdown: {
-            indexer.requestStop()
+            loop.stop()
+        }
+        loop.watcher?.stop()
+        _ = started
+    }
+
+    /// While a large pass runs, tells systemd how far it got (`STATUS=indexing 1200/5183 files`).
+    private func reportProgress() async {
+        var first = true
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let status = loop.indexer.status
+            if status.total > 0 && status.pending > 0 {
+                Systemd.notify("STATUS=indexing \(status.done)/\(status.total) files")
+                if first { logger.notice("indexing", metadata: ["files.total": "\(status.total)"]) }
+                first = false
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }
 }

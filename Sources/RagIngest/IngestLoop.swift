@@ -1,0 +1,171 @@
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// The single writer: takes what the watcher reports, coalesces bursts, and applies them with the `Indexer`;
+/// runs the start-up reconciliation and the periodic rescans. Runs on the thread that calls `run()`.
+public final class IngestLoop: Sendable {
+    /// Settings of the loop.
+    public struct Configuration: Sendable {
+        /// A change is applied once no new event came for this long…
+        public var quietPeriod: Duration
+        /// …or once the first waiting change is this old, whichever comes first.
+        public var maximumDelay: Duration
+        /// Full reconciliation every this many seconds (0 = never; the start-up pass always runs).
+        public var rescanInterval: Int
+        public init(quietPeriod: Duration = .milliseconds(2), maximumDelay: Duration = .milliseconds(50), rescanInterval: Int = 300) {
+            self.quietPeriod = quietPeriod
+            self.maximumDelay = maximumDelay
+            self.rescanInterval = rescanInterval
+        }
+    }
+
+    private struct Queue {
+        var changes = ChangeSet()
+        /// Sequence number of the last event batch pushed, and of the last one fully applied.
+        var pushed: UInt64 = 0
+        var applied: UInt64 = 0
+        var firstEvent: ContinuousClock.Instant?
+        var lastEvent: ContinuousClock.Instant?
+        /// Items taken by the pass in flight.
+        var inFlight = 0
+    }
+
+    public let indexer: Indexer
+    public let watcher: Watcher?
+    private let configuration: Configuration
+    private let logger: Logger
+    private let queue = Mutex(Queue())
+    private let wakeUp = DispatchSemaphore(value: 0)
+    /// Signalled whenever `applied` advances.
+    private let progress = NSCondition()
+    private let stopped = Atomic<Bool>(false)
+    private let onPass: @Sendable (IndexerStatus) -> Void
+
+    /// `onPass` is called on the loop's thread after each applied batch (for STATUS= notifications).
+    public init(indexer: Indexer, watcher: Watcher?, configuration: Configuration, logger: Logger,
+                onPass: @escaping @Sendable (IndexerStatus) -> Void = { _ in }) {
+        self.indexer = indexer
+        self.watcher = watcher
+        self.configuration = configuration
+        self.logger = logger
+        self.onPass = onPass
+        // The start-up reconciliation is the first piece of work.
+        queue.withLock { queue in
+            queue.changes.everything = true
+            queue.pushed = 1
+            queue.firstEvent = .now
+            queue.lastEvent = .distantPastForQuiet
+        }
+    }
+
+    /// Hands watcher events to the loop (any thread).
+    public func push(_ events: [WatchEvent]) {
+        guard !events.isEmpty else { return }
+        let now = ContinuousClock.now
+        queue.withLock { queue in
+            for event in events { queue.changes.add(event) }
+            queue.pushed += 1
+            if queue.firstEvent == nil { queue.firstEvent = now }
+            queue.lastEvent = now
+        }
+        wakeUp.signal()
+    }
+
+    /// Asks for a full reconciliation soon (configuration reload, manual request).
+    public func requestRescan() { push([.rescanAll]) }
+
+    /// Changes seen but not yet applied: waiting items plus files of the pass in flight.
+    public var pending: Int {
+        let (waiting, inFlight) = queue.withLock { ($0.changes.count, $0.inFlight) }
+        return waiting + max(inFlight, indexer.status.pending)
+    }
+
+    /// Waits until every change made on disk before this call is applied: the watcher's kernel queue is read,
+    /// then the loop must catch up. Returns false on timeout.
+    public func sync(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        if let watcher { _ = watcher.drain(timeout: timeout) }
+        let target = queue.withLock { $0.pushed }
+        progress.lock()
+        defer { progress.unlock() }
+        while queue.withLock({ $0.applied }) < target {
+            if stopped.load(ordering: .relaxed) || !progress.wait(until: deadline) { return queue.withLock { $0.applied } >= target }
+        }
+        return true
+    }
+
+    /// Stops after the batch in flight commits.
+    public func stop() {
+        stopped.store(true, ordering: .relaxed)
+        indexer.requestStop()
+        wakeUp.signal()
+        progress.lock()
+        progress.broadcast()
+        progress.unlock()
+    }
+
+    /// The loop; returns after `stop()`.
+    public func run() {
+        var nextRescan = ContinuousClock.now + .seconds(max(configuration.rescanInterval, 1))
+        while !stopped.load(ordering: .relaxed) {
+            let now = ContinuousClock.now
+            let (hasWork, wait): (Bool, Duration?) = queue.withLock { queue in
+                guard !queue.changes.isEmpty, let first = queue.firstEvent, let last = queue.lastEvent else { return (false, nil) }
+                let quietLeft = configuration.quietPeriod - (now - last)
+                let delayLeft = configuration.maximumDelay - (now - first)
+                let left = min(quietLeft, delayLeft)
+                return left <= .zero ? (true, nil) : (false, left)
+            }
+            if !hasWork {
+                var timeout: Duration
+                if let wait { timeout = wait } else if configuration.rescanInterval > 0 { timeout = max(nextRescan - now, .zero) } else { timeout = .seconds(3600) }
+                if wait == nil && configuration.rescanInterval > 0 && now >= nextRescan {
+                    nextRescan = now + .seconds(configuration.rescanInterval)
+                    watcher?.rewatchMissingRoots()
+                    push([.rescanAll])
+                    continue
+                }
+                timeout = max(timeout, .microseconds(200))
+                let nanos = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
+                _ = wakeUp.wait(timeout: .now() + .nanoseconds(nanos))
+                continue
+            }
+            let (changes, sequence) = queue.withLock { queue -> (ChangeSet, UInt64) in
+                let taken = queue.changes
+                queue.changes = ChangeSet()
+                queue.firstEvent = nil
+                queue.lastEvent = nil
+                queue.inFlight = taken.count
+                return (taken, queue.pushed)
+            }
+            if changes.everything { watcher?.rewatchMissingRoots() }
+            do {
+                try indexer.apply(changes)
+            } catch {
+                logger.error("indexing failed; the changes will be retried by the next rescan", metadata: ["error": "\(error)"])
+                // Try again from the disk's state in a while, rather than losing the changes or spinning.
+                let retry = ContinuousClock.now + .seconds(10)
+                queue.withLock { $0.changes.everything = true; $0.firstEvent = retry; $0.lastEvent = retry }
+            }
+            if stopped.load(ordering: .relaxed) { break }
+            queue.withLock { queue in
+                queue.inFlight = 0
+                queue.applied = max(queue.applied, sequence)
+            }
+            progress.lock()
+            progress.broadcast()
+            progress.unlock()
+            onPass(indexer.status)
+        }
+        progress.lock()
+        progress.broadcast()
+        progress.unlock()
+    }
+}
+
+extension ContinuousClock.Instant {
+    /// An instant long enough ago that the quiet period has certainly passed.
+    static var distantPastForQuiet: ContinuousClock.Instant { .now - .seconds(3600) }
+}

@@ -48,6 +48,8 @@ public final class Watcher: @unchecked Sendable {
         var watchOfPath: [String: Int32] = [:]
         var status = WatchStatus()
         var limitLogged = false
+        /// Watches on the parent folders of missing source roots, so a root that comes back is noticed: wd → parent.
+        var parentWatches: [Int32: String] = [:]
     }
 
     private let fd: Int32
@@ -95,7 +97,9 @@ public final class Watcher: @unchecked Sendable {
     /// then starts the reading thread.
     public func start() {
         let sources = state.withLock { $0.sources }
-        for source in sources { watchTree(source.root, source: source) }
+        for source in sources {
+            if watchTree(source.root, source: source).isEmpty { watchParent(of: source.root) }
+        }
         running.store(true, ordering: .relaxed)
         let thread = Thread { [self] in
             run()
@@ -132,7 +136,20 @@ public final class Watcher: @unchecked Sendable {
     /// Re-adds watches for source roots that exist again (a deleted or moved-away root that came back).
     public func rewatchMissingRoots() {
         let missing = state.withLock { state in state.sources.filter { state.watchOfPath[$0.root] == nil } }
-        for source in missing { watchTree(source.root, source: source) }
+        for source in missing {
+            if watchTree(source.root, source: source).isEmpty { watchParent(of: source.root) }
+        }
+    }
+
+    /// Watches the parent of a missing source root for the root's return (created or moved back).
+    private func watchParent(of root: String) {
+        guard let slash = root.lastIndex(of: "/") else { return }
+        let parent = slash == root.startIndex ? "/" : String(root[..<slash])
+        let alreadyWatched = state.withLock { $0.watchOfPath[parent] != nil || $0.parentWatches.values.contains(parent) }
+        guard !alreadyWatched else { return }
+        let wd = inotify_add_watch(fd, parent, UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_ONLYDIR))
+        guard wd >= 0 else { return }
+        state.withLock { $0.parentWatches[wd] = parent }
     }
 
     /// Reads every event already queued in the kernel and hands it to `deliver` before returning, so changes
@@ -340,6 +357,26 @@ public final class Watcher: @unchecked Sendable {
             events.append(.rescanAll)
             return
         }
+        if let parent = state.withLock({ $0.parentWatches[raw.wd] }) {
+            if mask & UInt32(IN_IGNORED) != 0 { state.withLock { _ = $0.parentWatches.removeValue(forKey: raw.wd) }; return }
+            guard mask & UInt32(IN_ISDIR) != 0, !raw.name.isEmpty else { return }
+            let path = parent == "/" ? "/" + raw.name : parent + "/" + raw.name
+            let (returning, stillAwaiting): ([SourceSpec], Bool) = state.withLock { state in
+                let returning = state.sources.filter { $0.root == path && state.watchOfPath[path] == nil }
+                let awaiting = state.sources.contains { $0.root != path && $0.root.hasPrefix(parent + "/") && state.watchOfPath[$0.root] == nil }
+                return (returning, awaiting)
+            }
+            for source in returning {
+                logger.notice("source folder is back", metadata: ["source.path": "\(source.root)"])
+                watchTree(source.root, source: source)
+                events.append(.folder(source.root))
+            }
+            if !returning.isEmpty && !stillAwaiting {
+                state.withLock { _ = $0.parentWatches.removeValue(forKey: raw.wd) }
+                inotify_rm_watch(fd, raw.wd)
+            }
+            return
+        }
         guard let folder = state.withLock({ $0.pathOfWatch[raw.wd] }) else { return }
         if mask & UInt32(IN_IGNORED) != 0 {
             state.withLock { state in
@@ -354,6 +391,7 @@ public final class Watcher: @unchecked Sendable {
             if isRoot {
                 logger.warning("source folder was deleted or moved away", metadata: ["source.path": "\(folder)"])
                 forgetTree(folder)
+                watchParent(of: folder)
                 events.append(.folder(folder))
             }
             return

@@ -90,6 +90,8 @@ public enum Request: Sendable, Equatable {
     case ping
     /// Wait until every change made on disk before the request is searchable (at most `timeout` seconds).
     case sync(timeout: Double)
+    /// The indexed files (optionally under a path prefix) with size, mtime, content hash and chunk count.
+    case files(pathPrefix: String?)
 }
 
 /// Limits applied while decoding requests.
@@ -149,6 +151,15 @@ public enum RequestDecoder {
         case "status": return .status
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
+        case "files":
+            var prefix: String? = nil
+            if let p = value["path_prefix"], p != .null {
+                guard let s = p.stringValue, s.hasPrefix("/") else {
+                    throw WireError(.invalidArgument, "field 'path_prefix' must be an absolute path")
+                }
+                prefix = s
+            }
+            return .files(pathPrefix: prefix)
         case "sync":
             var timeout = 10.0
             if let t = value["timeout_ms"], t != .null {
@@ -159,7 +170,7 @@ public enum RequestDecoder {
             }
             return .sync(timeout: timeout)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, ping, sync")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, files, sync, ping")
         }
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import RagCore
 import RagProtocol
 import RagQuery
 import RagStore
@@ -38,6 +39,15 @@ public struct IndexResponder: RequestResponder {
             return try self.search(search)
         case .get(let get):
             return try self.get(get)
+        case .files(let prefix):
+            let records = try prefix.map { try searcher.store.files(under: $0) } ?? searcher.store.allFiles()
+            let list: [JSONValue] = records.keys.sorted().map { path in
+                let record = records[path]!
+                return .object([("path", .string(path)), ("size", .int(Int64(record.size))), ("mtime_ns", .int(record.mtimeNanos)),
+                                ("sha256", .string(record.contentHash.hex)), ("chunks", .int(Int64(record.chunkIDs.count))),
+                                ("title", record.title.map { .string($0) } ?? .null), ("tags", .array(record.tags.map { .string($0) }))])
+            }
+            return [("files", .array(list))]
         case .sync(let timeout):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout) else {

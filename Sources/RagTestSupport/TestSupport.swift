@@ -69,6 +69,13 @@ public final class NotifyListener: @unchecked Sendable {
         unlink(path)
     }
 
+    /// Forgets every notification received so far (queued in the socket or kept unmatched).
+    public func discardReceived() {
+        unmatched.removeAll()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
+    }
+
     /// Notifications received but not yet matched by `wait(for:)`, oldest first.
     private var unmatched: [String] = []
 
@@ -177,7 +184,10 @@ public final class DaemonProcess {
     }
 
     /// Starts ragd with `arguments` (sources, state dir and socket are up to the caller) in `workDirectory`.
-    public init(arguments: [String], socketPath: String, workDirectory: String, environment: [String: String] = [:]) throws {
+    /// With a `launcher` (for example `["unshare", "--user", …, "sh", "-c", "…; exec \"$0\" \"$@\""]`), that
+    /// command is run with ragd's path and arguments appended.
+    public init(arguments: [String], socketPath: String, workDirectory: String, environment: [String: String] = [:],
+                launcher: [String] = []) throws {
         self.socketPath = socketPath
         guard FileManager.default.isExecutableFile(atPath: DaemonProcess.binary) else {
             throw TestSupportError("ragd is not built at \(DaemonProcess.binary); run `swift build` first (make test does)")
@@ -186,8 +196,13 @@ public final class DaemonProcess {
         logPath = workDirectory + "/ragd-\(UInt32.random(in: 0...UInt32.max)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
-        process.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
-        process.arguments = arguments
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first.hasPrefix("/") ? first : "/usr/bin/" + first)
+            process.arguments = Array(launcher.dropFirst()) + [DaemonProcess.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env["NOTIFY_SOCKET"] = notify.path
         env.removeValue(forKey: "LISTEN_FDS")

@@ -42,10 +42,20 @@ run: release
 test: deps
 	$(SWIFT) build --build-tests
 	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build
+	@if [ -f ../shared/eval/ragd_client.py ]; then \
+	  echo "crash test: SIGKILL at random moments under load, then compare with a fresh index"; \
+	  python3 bench/crash_test.py --ragd $(CURDIR)/.build/debug/ragd --kills 10 --seed-count 300 --max-delay 0.8; \
+	else echo "crash test skipped: ../shared/eval/ragd_client.py not found"; fi
 
 ## eval: retrieval quality on SciFact through the socket (needs ../shared)
 eval: release
 	python3 ../shared/eval/beir_eval.py --data ../shared/data/scifact --ragd .build/release/ragd --modes bm25
+
+## bench: freshness, crash safety, indexing speed (needs ../shared)
+bench: release
+	python3 ../shared/bench/freshness.py --ragd .build/release/ragd --trials 50 --seed ../shared/data/scifact/corpus.jsonl --skip dense
+	python3 bench/crash_test.py --ragd .build/release/ragd --kills 100 --seed ../shared/data/scifact/corpus.jsonl
+	python3 bench/index_bench.py --ragd .build/release/ragd --beir ../shared/data/scifact
 
 clean:
 	rm -rf .build $(RUN_DIR)

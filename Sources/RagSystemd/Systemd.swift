@@ -20,6 +20,13 @@ public enum Systemd {
         return fd
     }
 
+    /// CLOCK_MONOTONIC in microseconds, for `MONOTONIC_USEC=` with `RELOADING=1`.
+    public static var monotonicMicroseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
+
     /// Whether stderr is connected to the journal (`$JOURNAL_STREAM` matches stderr's device and inode).
     public static var stderrIsJournal: Bool {
         guard let value = getenv("JOURNAL_STREAM") else { return false }

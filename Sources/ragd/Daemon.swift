@@ -62,10 +62,9 @@ struct Daemon: AsyncParsableCommand {
         }
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         let journal = Systemd.stderrIsJournal
+        LogLevelControl.set(level)
         LoggingSystem.bootstrap { label in
-            var handler = StderrLogHandler(label: label, journal: journal)
-            handler.logLevel = level
-            return handler
+            StderrLogHandler(label: label, journal: journal)
         }
         let logger = Logger(label: "ragd")
         do {
@@ -161,8 +160,8 @@ struct Daemon: AsyncParsableCommand {
         }
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b))
-        let sourceRoots = sources.map(\.root)
         let responder = IndexResponder(searcher: searcher, sync: { loop.sync(timeout: $0) }) {
+            let sourceRoots = indexer.configuration.sources.map(\.root)
             let status = indexer.status
             let watch = watcher?.status
             let perSource: [JSONValue] = store.withChunkTable { table in
@@ -220,8 +219,34 @@ struct Daemon: AsyncParsableCommand {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
         let indexerService = IndexerService(loop: loop, logger: logger)
+        // Trap SIGHUP before READY=1 is sent, so an early reload request cannot kill the daemon.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reloadService = ReloadService(signals: hangups, logger: logger, current: settings) { [self] in
+            try resolvedConfiguration()
+        } apply: { old, new in
+            if new.sources != old.sources {
+                let specs = new.sources.map {
+                    SourceSpec(root: $0.path, include: $0.include, exclude: $0.exclude, followSymlinks: $0.followSymlinks, skipHidden: $0.skipHidden)
+                }
+                indexer.setSources(specs)
+                watcher?.setSources(specs)
+                loop.requestRescan()
+                logger.notice("sources changed", metadata: ["sources": "\(specs.map(\.root))"])
+            }
+            LogLevelControl.set(Logger.Level(rawValue: new.logLevel) ?? .info)
+            var needRestart: [String] = []
+            if new.stateDirectory != old.stateDirectory { needRestart.append("state_dir") }
+            if new.socket != old.socket { needRestart.append("socket") }
+            if new.chunking != old.chunking { needRestart.append("chunking") }
+            if new.bm25 != old.bm25 { needRestart.append("bm25") }
+            if new.limits != old.limits { needRestart.append("limits") }
+            if new.index != old.index { needRestart.append("index") }
+            if !needRestart.isEmpty {
+                logger.warning("some changed settings take effect only after a restart", metadata: ["settings": "\(needRestart)"])
+            }
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: indexerService), .init(service: server)],
+            services: [.init(service: indexerService), .init(service: server), .init(service: reloadService)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -263,6 +288,35 @@ final class StateLock {
         }
     }
     deinit { close(fd) }
+}
+
+/// Re-reads the configuration on SIGHUP (`systemctl reload ragd`): sources are added or dropped without a
+/// restart, the log level follows; other changes are reported as needing a restart. A bad file is refused
+/// with the same error as at start-up, and the running configuration stays.
+struct ReloadService: Service {
+    let signals: UnixSignalsSequence
+    let logger: Logger
+    let current: DaemonConfiguration
+    let load: @Sendable () throws -> DaemonConfiguration
+    let apply: @Sendable (DaemonConfiguration, DaemonConfiguration) -> Void
+
+    func run() async throws {
+        var active = current
+        for await _ in signals.cancelOnGracefulShutdown() {
+            Systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(Systemd.monotonicMicroseconds)")
+            logger.notice("reloading the configuration")
+            do {
+                let next = try load()
+                apply(active, next)
+                active = next
+                Systemd.notify("READY=1\nSTATUS=configuration reloaded")
+                logger.notice("configuration reloaded")
+            } catch {
+                Systemd.notify("READY=1\nSTATUS=configuration reload failed; running with the previous one")
+                logger.error("configuration reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+            }
+        }
+    }
 }
 
 /// Forwards watcher events to the ingest loop, which is created after the watcher.

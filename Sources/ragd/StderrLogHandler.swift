@@ -1,10 +1,22 @@
 import Glibc
 import Logging
+import Synchronization
+
+/// The daemon's log level, shared by every logger and changed on reload.
+enum LogLevelControl {
+    private static let value = Atomic<Int>(2)
+    static var level: Logger.Level { Logger.Level.allCases[value.load(ordering: .relaxed)] }
+    static func set(_ level: Logger.Level) { value.store(Logger.Level.allCases.firstIndex(of: level) ?? 2, ordering: .relaxed) }
+}
 
 /// Writes one line per event to stderr: `LEVEL message key=value …`. Under systemd (stderr is the journal)
 /// each line starts with the syslog priority prefix `<N>` that journald turns into PRIORITY, and no timestamp.
 struct StderrLogHandler: LogHandler {
-    var logLevel: Logger.Level = .info
+    /// The process-wide level (changed by a configuration reload).
+    var logLevel: Logger.Level {
+        get { LogLevelControl.level }
+        set { LogLevelControl.set(newValue) }
+    }
     var metadata: Logger.Metadata = [:]
     let label: String
     let journal: Bool

@@ -304,4 +304,45 @@ struct DaemonTests {
             #expect(daemon.stop() == 0)
         }
     }
+
+    @Test func sighupReloadsSourcesWithoutARestart() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            try writeFile(dir + "/a/one.md", "# One\n\npelican\n")
+            try writeFile(dir + "/b/two.md", "# Two\n\npenguin\n")
+            let config = dir + "/ragd.toml"
+            try writeFile(config, "[[source]]\npath = \"a\"\n")
+            let daemon = try DaemonProcess(arguments: ["--config", config, "--state-dir", dir + "/state", "--socket", dir + "/ragd.sock"],
+                                           socketPath: dir + "/ragd.sock", workDirectory: dir)
+            try daemon.waitUntilReady()
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            func paths(_ query: String) throws -> [String] {
+                _ = try client.request(#"{"id":0,"op":"sync"}"#)
+                return try json(client.request(#"{"id":1,"op":"search","query":"\#(query)","mode":"bm25"}"#))["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
+            }
+            #expect(try paths("pelican") == [dir + "/a/one.md"])
+            let pid = daemon.process.processIdentifier
+
+            // Swap source a for b.
+            try writeFile(config, "[[source]]\npath = \"b\"\n")
+            kill(pid, SIGHUP)
+            try daemon.notify.wait(for: "STATUS=configuration reloaded")
+            try daemon.waitUntilIndexed()
+            #expect(try paths("pelican").isEmpty, "a dropped source's files leave the index")
+            #expect(try paths("penguin") == [dir + "/b/two.md"])
+            let status = try json(client.request(#"{"id":2,"op":"status"}"#))
+            #expect(status["sources"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [dir + "/b"])
+            // The new source is watched.
+            try writeFile(dir + "/b/three.md", "# Three\n\npuffin\n")
+            #expect(try paths("puffin") == [dir + "/b/three.md"])
+
+            // A broken file is refused; the daemon keeps running with the previous configuration.
+            try writeFile(config, "[[source]]\npath = 42\n")
+            kill(pid, SIGHUP)
+            try daemon.notify.wait(for: "STATUS=configuration reload failed")
+            #expect(try paths("penguin") == [dir + "/b/two.md"])
+            #expect(daemon.log.contains("\(config):2"))
+            #expect(daemon.stop() == 0)
+        }
+    }
 }

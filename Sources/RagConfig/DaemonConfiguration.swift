@@ -29,6 +29,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var limits: LimitSettings
     /// `[index]`: LMDB and rescanning.
     public var index: IndexSettings
+    /// `[model]`: the embedding model for dense and hybrid search.
+    public var model: ModelSettings = ModelSettings()
+    /// `[search]`: hybrid fusion defaults.
+    public var search: SearchSettings = SearchSettings()
 
     /// Accepted `log_level` values, least to most severe (the swift-log level names).
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -97,6 +101,39 @@ public struct DaemonConfiguration: Sendable, Equatable {
             }
         }
         return contents
+    }
+}
+
+/// `[model]`.
+public struct ModelSettings: Sendable, Equatable {
+    /// `path`: a sentence-transformers model folder (BERT family). Unset: ragd looks in its default places.
+    public var path: String?
+    /// `enabled`: set false to run BM25 only.
+    public var enabled: Bool
+    /// `batch_size`: chunks per encoder call.
+    public var batchSize: Int
+    /// `query_cache`: query embeddings kept for repeated queries.
+    public var queryCache: Int
+    public init(path: String? = nil, enabled: Bool = true, batchSize: Int = 32, queryCache: Int = 256) {
+        self.path = path
+        self.enabled = enabled
+        self.batchSize = batchSize
+        self.queryCache = queryCache
+    }
+}
+
+/// `[search]`.
+public struct SearchSettings: Sendable, Equatable {
+    /// `fusion`: `rrf` or `weighted`, for hybrid queries that do not choose.
+    public var fusion: String
+    /// `dense_weight`: weight of the dense score in weighted fusion.
+    public var denseWeight: Double
+    /// `rrf_k`: the constant of reciprocal rank fusion.
+    public var rrfK: Double
+    public init(fusion: String = "rrf", denseWeight: Double = 0.5, rrfK: Double = 60) {
+        self.fusion = fusion
+        self.denseWeight = denseWeight
+        self.rrfK = rrfK
     }
 }
 
@@ -230,7 +267,44 @@ private struct ConfigReader {
 
     func read(_ root: TOMLTable) throws -> DaemonConfiguration {
         var config = DaemonConfiguration()
-        try checkKeys(root, prefix: "", allowed: ["state_dir", "log_level", "socket", "source", "chunking", "bm25", "limits", "index"])
+        try checkKeys(root, prefix: "", allowed: ["state_dir", "log_level", "socket", "source", "chunking", "bm25", "limits", "index", "model", "search"])
+
+        if let model = try table(root, "model", prefix: "") {
+            let p = "model."
+            try checkKeys(model, prefix: p, allowed: ["path", "enabled", "batch_size", "query_cache"])
+            if let (path, line) = try string(model, "path", prefix: p) {
+                guard !path.isEmpty else { throw fail(p + "path", line, "must not be empty") }
+                config.model.path = ConfigPath.resolve(path, against: baseDirectory)
+            }
+            if let value = model["enabled"] {
+                guard let flag = value.boolValue else { throw fail(p + "enabled", value.line, "expected a boolean, got \(value.typeName)") }
+                config.model.enabled = flag
+            }
+            if let (v, line) = try integer(model, "batch_size", prefix: p) {
+                guard v > 0, v <= 1024 else { throw fail(p + "batch_size", line, "must be between 1 and 1024, got \(v)") }
+                config.model.batchSize = v
+            }
+            if let (v, line) = try integer(model, "query_cache", prefix: p) {
+                guard v >= 0 else { throw fail(p + "query_cache", line, "must not be negative, got \(v)") }
+                config.model.queryCache = v
+            }
+        }
+        if let search = try table(root, "search", prefix: "") {
+            let p = "search."
+            try checkKeys(search, prefix: p, allowed: ["fusion", "dense_weight", "rrf_k"])
+            if let (name, line) = try string(search, "fusion", prefix: p) {
+                guard ["rrf", "weighted"].contains(name) else { throw fail(p + "fusion", line, "must be 'rrf' or 'weighted', got '\(name)'") }
+                config.search.fusion = name
+            }
+            if let (w, line) = try number(search, "dense_weight", prefix: p) {
+                guard w >= 0, w <= 1 else { throw fail(p + "dense_weight", line, "must be between 0 and 1, got \(w)") }
+                config.search.denseWeight = w
+            }
+            if let (k, line) = try number(search, "rrf_k", prefix: p) {
+                guard k > 0, k.isFinite else { throw fail(p + "rrf_k", line, "must be a finite number greater than 0, got \(k)") }
+                config.search.rrfK = k
+            }
+        }
 
         if let (dir, line) = try string(root, "state_dir", prefix: "") {
             guard !dir.isEmpty else { throw fail("state_dir", line, "must not be empty") }

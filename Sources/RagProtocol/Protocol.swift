@@ -56,18 +56,33 @@ public struct SearchFilter: Sendable, Equatable {
     public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty }
 }
 
+/// How a hybrid search fuses its two rankings; nil fields take the daemon's defaults.
+public struct FusionRequest: Sendable, Equatable {
+    public enum Method: String, Sendable { case rrf, weighted }
+    public var method: Method?
+    /// Weight of the dense score in `weighted` fusion, 0…1.
+    public var denseWeight: Double?
+    public init(method: Method? = nil, denseWeight: Double? = nil) {
+        self.method = method
+        self.denseWeight = denseWeight
+    }
+}
+
 public struct SearchRequest: Sendable, Equatable {
     public var query: String
     public var k: Int
     public var mode: SearchMode
     public var filter: SearchFilter
+    public var fusion: FusionRequest
     /// Whether hits carry their text (default true).
     public var includeText: Bool
-    public init(query: String, k: Int = 10, mode: SearchMode = .hybrid, filter: SearchFilter = .init(), includeText: Bool = true) {
+    public init(query: String, k: Int = 10, mode: SearchMode = .hybrid, filter: SearchFilter = .init(), fusion: FusionRequest = .init(),
+                includeText: Bool = true) {
         self.query = query
         self.k = k
         self.mode = mode
         self.filter = filter
+        self.fusion = fusion
         self.includeText = includeText
     }
 }
@@ -200,6 +215,18 @@ public enum RequestDecoder {
                 throw WireError(.invalidArgument, "field 'mode' must be one of bm25, dense, hybrid, got '\(name)'")
             }
             request.mode = mode
+        }
+        if let fusionValue = value["fusion"], fusionValue != .null {
+            guard let name = fusionValue.stringValue, let method = FusionRequest.Method(rawValue: name) else {
+                throw WireError(.invalidArgument, "field 'fusion' must be 'rrf' or 'weighted'")
+            }
+            request.fusion.method = method
+        }
+        if let weightValue = value["dense_weight"], weightValue != .null {
+            guard let weight = weightValue.doubleValue, weight >= 0, weight <= 1 else {
+                throw WireError(.invalidArgument, "field 'dense_weight' must be a number between 0 and 1")
+            }
+            request.fusion.denseWeight = weight
         }
         if let textValue = value["text"], textValue != .null {
             guard let flag = textValue.boolValue else {

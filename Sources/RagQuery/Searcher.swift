@@ -42,9 +42,12 @@ public struct ChunkFilter: Sendable, Equatable {
 /// One retrieved chunk with its citation.
 public struct QueryHit: Sendable, Equatable {
     public var chunkID: UInt32
+    /// The fused score (the BM25 score in bm25 mode, the cosine in dense mode).
     public var score: Double
-    /// The BM25 component of the score.
-    public var bm25: Double
+    /// The BM25 component, when the chunk was among the BM25 candidates.
+    public var bm25: Double?
+    /// The dense component (cosine similarity), when known.
+    public var dense: Double?
     public var path: String
     public var lines: ClosedRange<Int>
     public var headings: [String]
@@ -55,11 +58,16 @@ public struct QueryHit: Sendable, Equatable {
 public final class Searcher: Sendable {
     public let store: Store
     public let parameters: BM25Parameters
+    /// The query encoder for dense and hybrid modes, if a model is loaded.
+    public let embedder: (any Embedder)?
+    let queryCache: QueryVectorCache
     private let analyzer = Analyzer()
 
-    public init(store: Store, parameters: BM25Parameters = .init()) {
+    public init(store: Store, parameters: BM25Parameters = .init(), embedder: (any Embedder)? = nil, queryCacheSize: Int = 256) {
         self.store = store
         self.parameters = parameters
+        self.embedder = embedder
+        self.queryCache = QueryVectorCache(capacity: queryCacheSize)
     }
 
     /// The query's terms with their counts, in first-seen order.
@@ -76,21 +84,18 @@ public final class Searcher: Sendable {
     /// BM25 top-`k` for `query` among chunks passing `filter`, best first (ties by chunk id).
     /// Text is read from the store for the final hits only.
     public func searchBM25(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
+        let ranked = try bm25Ranking(query, k: k, filter: filter)
+        return try hits(for: ranked.map { ($0.0, Double($0.1), Double($0.1), nil) }, includeText: includeText)
+    }
+
+    /// BM25 (chunk id, score) pairs, best first.
+    func bm25Ranking(_ query: String, k: Int, filter: ChunkFilter) throws -> [(UInt32, Float)] {
         let terms = queryTerms(query)
         guard !terms.isEmpty, k > 0 else { return [] }
         return try store.withSnapshot { snapshot in
-            let ranked: [(UInt32, Float)] = try store.withChunkTable { table in
+            try store.withChunkTable { table in
                 try score(terms, k: k, filter: filter, table: table, snapshot: snapshot)
             }
-            var hits: [QueryHit] = []
-            hits.reserveCapacity(ranked.count)
-            let paths = store.withChunkTable { table in ranked.map { table.files[table.fileOf[Int($0.0)]]?.path } }
-            for (n, (id, score)) in ranked.enumerated() {
-                guard let record = try snapshot.chunk(id), let path = paths[n] else { continue }
-                hits.append(QueryHit(chunkID: id, score: Double(score), bm25: Double(score), path: path, lines: record.lines,
-                                     headings: record.headings, text: includeText ? record.text : nil))
-            }
-            return hits
         }
     }
 

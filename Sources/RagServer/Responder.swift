@@ -20,11 +20,17 @@ public struct IndexResponder: RequestResponder {
     public let sync: @Sendable (Double) -> Bool
     /// Largest file text returned by `get`.
     public var maxGetBytes: Int
+    /// Fusion used by hybrid searches that do not choose one.
+    public var defaultFusion: Fusion
+    /// Why dense modes are unavailable, when no model is loaded.
+    public var denseUnavailableReason: String
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double) -> Bool = { _ in true },
                 status: @escaping @Sendable () -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
+        self.defaultFusion = .reciprocalRank(k: 60)
+        self.denseUnavailableReason = "no embedding model is loaded"
         self.sync = sync
         self.status = status
     }
@@ -60,13 +66,36 @@ public struct IndexResponder: RequestResponder {
 
     private func search(_ request: SearchRequest) throws -> [(String, JSONValue)] {
         let started = DispatchTime.now().uptimeNanoseconds
-        switch request.mode {
-        case .bm25: break
-        case .dense, .hybrid:
-            throw WireError(.unsupported, "mode '\(request.mode.rawValue)' needs dense vectors, which this ragd does not compute yet; use mode 'bm25'")
-        }
         let filter = ChunkFilter(pathPrefixes: request.filter.pathPrefixes, extensions: request.filter.extensions)
-        let hits = try searcher.searchBM25(request.query, k: request.k, filter: filter, includeText: request.includeText)
+        let hits: [QueryHit]
+        do {
+            switch request.mode {
+            case .bm25:
+                hits = try searcher.searchBM25(request.query, k: request.k, filter: filter, includeText: request.includeText)
+            case .dense, .hybrid:
+                guard searcher.embedder != nil else {
+                    throw WireError(.unsupported, "mode '\(request.mode.rawValue)' needs dense vectors: \(denseUnavailableReason); use mode 'bm25'")
+                }
+                if request.mode == .dense {
+                    hits = try searcher.searchDense(request.query, k: request.k, filter: filter, includeText: request.includeText)
+                } else {
+                    var fusion = defaultFusion
+                    switch request.fusion.method {
+                    case .rrf: fusion = .reciprocalRank(k: 60)
+                    case .weighted:
+                        if case .weighted(let w) = defaultFusion { fusion = .weighted(denseWeight: w) } else { fusion = .weighted(denseWeight: 0.5) }
+                    case nil: break
+                    }
+                    if let weight = request.fusion.denseWeight {
+                        if case .reciprocalRank = fusion, request.fusion.method == nil { fusion = .weighted(denseWeight: weight) }
+                        if case .weighted = fusion { fusion = .weighted(denseWeight: weight) }
+                    }
+                    hits = try searcher.searchHybrid(request.query, k: request.k, filter: filter, fusion: fusion, includeText: request.includeText)
+                }
+            }
+        } catch let error as QueryError {
+            throw WireError(.unavailable, error.message)
+        }
         let results: [JSONValue] = hits.map { hit in
             var fields: [(String, JSONValue)] = [
                 ("path", .string(hit.path)),
@@ -74,7 +103,8 @@ public struct IndexResponder: RequestResponder {
                 ("heading", .string(hit.headings.joined(separator: " > "))),
                 ("headings", .array(hit.headings.map { .string($0) })),
                 ("score", .double(hit.score)),
-                ("bm25", .double(hit.bm25)),
+                ("bm25", hit.bm25.map { .double($0) } ?? .null),
+                ("dense", hit.dense.map { .double($0) } ?? .null),
                 ("chunk", .int(Int64(hit.chunkID))),
             ]
             if let text = hit.text { fields.append(("text", .string(text))) }

@@ -29,6 +29,8 @@ public struct ChunkTable: Sendable {
     public internal(set) var files: [UInt32: FileInfo] = [:]
     public internal(set) var chunkCount = 0
     public internal(set) var totalLength: UInt64 = 0
+    /// Embeddings of the chunks, for dense search.
+    public internal(set) var vectors = VectorIndex(dimensions: 0)
 
     public var averageLength: Double { chunkCount == 0 ? 0 : Double(totalLength) / Double(chunkCount) }
 
@@ -56,6 +58,7 @@ public struct ChunkTable: Sendable {
         totalLength -= UInt64(lengths[index])
         chunkCount -= 1
         lengths[index] = 0
+        vectors.remove(id)
     }
 
     mutating func setFile(_ id: UInt32, _ info: FileInfo?) {

@@ -133,14 +133,16 @@ public struct WriteSummary: Sendable, Equatable {
 /// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`). Ids are big-endian.
 public final class Store: Sendable {
     /// Layout version of the tables; bumped on incompatible changes.
-    public static let schemaVersion: UInt32 = 1
+    public static let schemaVersion: UInt32 = 2
     /// Longest term stored (LMDB keys are limited to 511 bytes; the analyzer emits far shorter ones).
     public static let maximumTermBytes = 128
     /// Size of one posting entry.
     public static let postingSize = 6
 
     let env: LMDBEnvironment
-    let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table
+    let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
+    /// The embedding model in use: its 4-byte tag (first bytes of SHA-256 of its id) and dimension.
+    let model = ReadWriteLocked<(id: String, tag: [UInt8], dimensions: Int)?>(nil)
     public let directory: String
     let memory: ReadWriteLocked<ChunkTable>
     private let writeLock = ReadWriteLocked<Void>(())
@@ -162,7 +164,7 @@ public final class Store: Sendable {
         do {
             try env.withWriteTransaction { txn in
                 for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
-                                      ("postings", [.sortedDuplicates, .fixedSizeDuplicates])] as [(String, TableFlags)] {
+                                      ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", [])] as [(String, TableFlags)] {
                     tables.append(try txn.openTable(name, flags: flags, create: true))
                 }
                 let meta = tables[0]
@@ -185,7 +187,7 @@ public final class Store: Sendable {
         } catch let error as LMDBError {
             throw StoreError(.corrupted, "cannot read the index tables in \(directory)", cause: error)
         }
-        (meta, paths, files, chunks, norms, postings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5])
+        (meta, paths, files, chunks, norms, postings, embeddings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6])
         memory = ReadWriteLocked(ChunkTable())
         try loadMemoryTable()
     }
@@ -195,7 +197,7 @@ public final class Store: Sendable {
         var table = ChunkTable()
         try env.withReadTransaction { txn in
             try txn.forEach(norms) { key, value in
-                guard key.count == 4, value.count == 8 else { return true }
+                guard key.count == 4, value.count >= 8 else { return true }
                 table.setChunk(readBE32(key), length: readBE32(value, at: 4), file: readBE32(value))
                 return true
             }
@@ -355,14 +357,18 @@ public final class Store: Sendable {
             let record = ChunkRecord(fileID: fileID, lines: chunk.lines, headings: chunk.headings, contentHash: chunk.contentHash,
                                      length: chunk.length, text: chunk.text)
             try txn.put(chunks, key: beKey(id), value: record.encoded())
-            try txn.put(norms, key: beKey(id), value: beKey(fileID) + beKey(chunk.length))
+            try txn.put(norms, key: beKey(id), value: beKey(fileID) + beKey(chunk.length) + chunk.contentHash.bytes)
+            let cached = try cachedEmbedding(txn, hash: chunk.contentHash)
             for (term, tf) in chunk.termFrequencies {
                 try txn.put(postings, key: Array(term.utf8), value: postingValue(id, tf))
             }
             newIDs.append(id)
             summary.chunksAdded += 1
             let length = chunk.length
-            memoryOps.append { $0.setChunk(id, length: length, file: fileID) }
+            memoryOps.append { table in
+                table.setChunk(id, length: length, file: fileID)
+                if let cached { table.vectors.set(id, cached) }
+            }
         }
         for (id, record) in oldRecords {
             try removeChunk(txn, id: id, record: record)
@@ -452,6 +458,118 @@ public final class Store: Sendable {
         }
     }
 
+    // MARK: Embeddings
+
+    /// Selects the embedding model: loads the cached vectors of `id` for every chunk into memory. Returns the
+    /// previously configured model id when it was a different one (its vectors are not used; chunks are re-embedded).
+    @discardableResult
+    public func configureModel(id: String, dimensions: Int) throws -> String? {
+        let tag = Array(SHA256.hash(Array(id.utf8)).bytes.prefix(4))
+        let previous: String? = try writeLock.write { _ in
+            try env.withWriteTransaction { txn in
+                let old = try txn.get(meta, key: Array("model".utf8)).map { String(decoding: $0, as: UTF8.self) }
+                if old != id {
+                    try txn.put(meta, key: Array("model".utf8), value: Array(id.utf8))
+                    try txn.put(meta, key: Array("dimensions".utf8), value: beKey(UInt32(dimensions)))
+                }
+                return old == id ? nil : old
+            }
+        }
+        model.write { $0 = (id, tag, dimensions) }
+        var loaded: [(UInt32, [Float])] = []
+        try env.withReadTransaction { txn in
+            try txn.forEach(norms) { key, value in
+                guard key.count == 4, value.count == 40 else { return true }
+                let hash = Array(value[8..<40])
+                if let vector = try txn.withValue(embeddings, key: tag + hash, { Store.decodeVector($0, dimensions) }) ?? nil {
+                    loaded.append((readBE32(key), vector))
+                }
+                return true
+            }
+        }
+        memory.write { table in
+            table.vectors.reset(dimensions: dimensions)
+            for (id, vector) in loaded where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
+        }
+        return previous
+    }
+
+    /// The configured model's id and dimension, if any.
+    public var embeddingModel: (id: String, dimensions: Int)? { model.read { $0.map { ($0.id, $0.dimensions) } } }
+
+    /// Live chunks and how many of them have a vector.
+    public var embeddingCounts: (chunks: Int, embedded: Int) {
+        memory.read { ($0.chunkCount, $0.vectors.count) }
+    }
+
+    /// Up to `limit` live chunks without a vector, lowest ids first.
+    public func chunksWithoutEmbedding(limit: Int) -> [UInt32] {
+        memory.read { table in
+            var result: [UInt32] = []
+            for index in 0..<table.lengths.count where table.lengths[index] != 0 && !table.vectors.has(UInt32(index)) {
+                result.append(UInt32(index))
+                if result.count >= limit { break }
+            }
+            return result
+        }
+    }
+
+    /// The text to embed for each chunk that still exists: the heading trail (unless the text starts with it) and the text.
+    public func embeddingInputs(_ ids: [UInt32]) throws -> [(id: UInt32, hash: ContentHash, text: String)] {
+        try env.withReadTransaction { txn in
+            try ids.compactMap { id in
+                guard let record = try txn.withValue(chunks, key: beKey(id), { try ChunkRecord.decode($0) }) else { return nil }
+                return (id, record.contentHash, Store.embeddingText(record))
+            }
+        }
+    }
+
+    static func embeddingText(_ record: ChunkRecord) -> String {
+        guard let last = record.headings.last else { return record.text }
+        let firstLine = record.text.split(separator: "\n", maxSplits: 1).first ?? ""
+        let trail = firstLine.contains(last) ? record.headings.dropLast() : record.headings[...]
+        return trail.isEmpty ? record.text : trail.joined(separator: " > ") + "\n" + record.text
+    }
+
+    /// Stores vectors in the cache (keyed by model and content hash) and makes them searchable for chunks
+    /// whose content is still the one embedded.
+    public func storeEmbeddings(_ items: [(id: UInt32, hash: ContentHash, vector: [Float])]) throws {
+        guard let (_, tag, dimensions) = model.read({ $0 }), !items.isEmpty else { return }
+        try writeLock.write { _ in
+            let live: [(UInt32, [Float])] = try env.withWriteTransaction { txn in
+                var live: [(UInt32, [Float])] = []
+                for item in items where item.vector.count == dimensions {
+                    try txn.put(embeddings, key: tag + item.hash.bytes, value: Store.encodeVector(item.vector))
+                    if let current = try txn.get(norms, key: beKey(item.id)), current.count == 40, Array(current[8..<40]) == item.hash.bytes {
+                        live.append((item.id, item.vector))
+                    }
+                }
+                return live
+            }
+            memory.write { table in
+                for (id, vector) in live where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
+            }
+        }
+    }
+
+    func cachedEmbedding(_ txn: Transaction, hash: ContentHash) throws -> [Float]? {
+        guard let (_, tag, dimensions) = model.read({ $0 }) else { return nil }
+        return try txn.withValue(embeddings, key: tag + hash.bytes) { Store.decodeVector($0, dimensions) } ?? nil
+    }
+
+    static func encodeVector(_ vector: [Float]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: vector.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            for (n, x) in vector.enumerated() { raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: n * 4, as: UInt32.self) }
+        }
+        return bytes
+    }
+
+    static func decodeVector(_ bytes: UnsafeRawBufferPointer, _ dimensions: Int) -> [Float]? {
+        guard bytes.count == dimensions * 4 else { return nil }
+        return (0..<dimensions).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+    }
+
     /// Flushes to disk (LMDB commits are already durable; this is for backups and tests).
     public func sync() throws { try env.sync() }
 }
@@ -475,6 +593,13 @@ public struct Snapshot {
 
     public func chunk(_ id: UInt32) throws -> ChunkRecord? {
         try txn.withValue(store.chunks, key: beKey(id)) { try ChunkRecord.decode($0) }
+    }
+
+    /// The exact float32 embedding of a chunk under the configured model, if it has one.
+    public func embedding(_ id: UInt32) throws -> [Float]? {
+        guard let (_, tag, dimensions) = store.model.read({ $0 }),
+              let norm = try txn.get(store.norms, key: beKey(id)), norm.count == 40 else { return nil }
+        return try txn.withValue(store.embeddings, key: tag + Array(norm[8..<40])) { Store.decodeVector($0, dimensions) } ?? nil
     }
 }
 

@@ -153,14 +153,26 @@ struct Daemon: AsyncParsableCommand {
             watcher = nil
             logger.error("cannot watch the sources; changes are picked up by the periodic rescan only", metadata: ["error": "\(error)"])
         }
+        let model = loadEmbedder(settings.model, logger: logger)
+        var embedWorker: EmbedWorker? = nil
+        if let embedder = model.embedder {
+            if let previous = try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions) {
+                logger.notice("the embedding model changed; re-embedding every chunk in the background while BM25 keeps answering",
+                              metadata: ["model.previous": "\(previous)", "model": "\(embedder.modelID)"])
+            }
+            embedWorker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.model.batchSize, logger: logger)
+        }
+        let embeddings = embedWorker
         let loop = IngestLoop(indexer: indexer, watcher: watcher,
                               configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
+            embeddings?.wake()
             let counts = store.counts
             Systemd.notify("STATUS=ready; \(counts.files) files, \(counts.chunks) chunks")
         }
         sink.target.withLock { $0 = loop }
-        let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b))
-        let responder = IndexResponder(searcher: searcher, sync: { loop.sync(timeout: $0) }) {
+        let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
+                                embedder: model.embedder, queryCacheSize: settings.model.queryCache)
+        var responder = IndexResponder(searcher: searcher, sync: { loop.sync(timeout: $0) }) {
             let sourceRoots = indexer.configuration.sources.map(\.root)
             let status = indexer.status
             let watch = watcher?.status
@@ -178,7 +190,8 @@ struct Daemon: AsyncParsableCommand {
                 }
             }
             let counts = store.counts
-            let pending = loop.pending
+            let embeddingsPending = embeddings?.pending ?? 0
+            let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             return [
@@ -199,13 +212,24 @@ struct Daemon: AsyncParsableCommand {
                                      ("unreadable", .int(Int64(status.unreadable)))])),
                 ("scans", .int(Int64(status.scans))),
                 ("last_scan_s", .double((status.lastScanSeconds * 1000).rounded() / 1000)),
-                ("modes", ["bm25"]),
+                ("modes", model.embedder == nil ? ["bm25"] : ["bm25", "dense", "hybrid"]),
+                ("embeddings", .object([
+                    ("model", model.embedder.map { .string($0.modelID) } ?? .null),
+                    ("dimensions", .int(Int64(model.embedder?.dimensions ?? 0))),
+                    ("embedded", .int(Int64(store.embeddingCounts.embedded))),
+                    ("pending", .int(Int64(embeddingsPending))),
+                    ("state", .string(model.embedder == nil ? "unavailable" : (embeddingsPending > 0 ? "embedding" : "ready"))),
+                    ("reason", model.reason.map { .string($0) } ?? .null),
+                ])),
                 ("index_path", .string(indexDirectory)),
                 ("version", .string(ragdVersion)),
                 ("protocol", .int(Int64(ragProtocolVersion))),
                 ("uptime_s", .double((uptime * 10).rounded() / 10)),
             ]
         }
+        responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
+            : .reciprocalRank(k: settings.search.rrfK)
+        if let reason = model.reason { responder.denseUnavailableReason = reason }
         let inherited = Systemd.inheritedListeningSocket()
         let server = SocketServer(
             configuration: ServerConfiguration(
@@ -219,6 +243,7 @@ struct Daemon: AsyncParsableCommand {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
         let indexerService = IndexerService(loop: loop, logger: logger)
+        let embedService = EmbedService(worker: embedWorker)
         // Trap SIGHUP before READY=1 is sent, so an early reload request cannot kill the daemon.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reloadService = ReloadService(signals: hangups, logger: logger, current: settings) { [self] in
@@ -246,7 +271,7 @@ struct Daemon: AsyncParsableCommand {
             }
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: indexerService), .init(service: server), .init(service: reloadService)],
+            services: [.init(service: indexerService), .init(service: embedService), .init(service: server), .init(service: reloadService)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -315,6 +340,26 @@ struct ReloadService: Service {
                 Systemd.notify("READY=1\nSTATUS=configuration reload failed; running with the previous one")
                 logger.error("configuration reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// Runs the embedding worker on its own thread until graceful shutdown.
+struct EmbedService: Service {
+    let worker: EmbedWorker?
+
+    func run() async throws {
+        guard let worker else {
+            try? await gracefulShutdown()
+            return
+        }
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }
+        try await withGracefulShutdownHandler {
+            try await pool.runIfActive { worker.run() }
+        } onGracefulShutdown: {
+            worker.stop()
         }
     }
 }

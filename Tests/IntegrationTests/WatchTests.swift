@@ -18,7 +18,7 @@ struct WatchTests {
 
         func sync() throws {
             let reply = try JSONParser.parse(try client.request(#"{"id":0,"op":"sync","timeout_ms":60000}"#))
-            #expect(reply["ok"] == true, "sync failed: \(reply.serialized())")
+            #expect(reply["ok"] == true, "sync failed: \(reply.serialized())\n\(daemon.log.suffix(3000))")
         }
 
         func paths(_ query: String, k: Int = 20) throws -> [String] {

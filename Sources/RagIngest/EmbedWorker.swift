@@ -1,0 +1,95 @@
+import Dispatch
+import Logging
+import RagCore
+import RagStore
+import Synchronization
+
+/// Computes the vectors of chunks that lack one, on the thread that calls `run()`, off the query path.
+/// A file is searchable by BM25 as soon as its text commits; its vectors follow. Vectors are cached by
+/// (model, content hash), so unchanged text is never embedded twice.
+public final class EmbedWorker: Sendable {
+    public let store: Store
+    public let embedder: any Embedder
+    private let batchSize: Int
+    private let logger: Logger
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let stopped = Atomic<Bool>(false)
+    /// Chunks whose embedding failed (not retried until restart).
+    private let failed = Mutex(Set<UInt32>())
+    private let embeddedCount = Atomic<Int>(0)
+    private let busySince = Atomic<UInt64>(0)
+
+    public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger) {
+        self.store = store
+        self.embedder = embedder
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    /// Chunks still waiting for a vector.
+    public var pending: Int {
+        let (chunks, embedded) = store.embeddingCounts
+        return max(0, chunks - embedded - failed.withLock { $0.count })
+    }
+
+    /// Vectors computed since start.
+    public var embedded: Int { embeddedCount.load(ordering: .relaxed) }
+
+    /// Whether the worker is idle or has made progress recently (for the watchdog).
+    public func isHealthy(maxBatchSeconds: Double = 120) -> Bool {
+        let since = busySince.load(ordering: .relaxed)
+        guard since != 0 else { return true }
+        return Double(DispatchTime.now().uptimeNanoseconds - since) / 1e9 < maxBatchSeconds
+    }
+
+    /// New chunks were committed: look for work.
+    public func wake() { wakeUp.signal() }
+
+    public func stop() {
+        stopped.store(true, ordering: .relaxed)
+        wakeUp.signal()
+    }
+
+    public func run() {
+        var announced = false
+        while !stopped.load(ordering: .relaxed) {
+            let skip = failed.withLock { $0 }
+            let ids = store.chunksWithoutEmbedding(limit: batchSize + skip.count).filter { !skip.contains($0) }.prefix(batchSize)
+            if ids.isEmpty {
+                if announced {
+                    logger.info("embeddings up to date", metadata: ["embedded": "\(embedded)"])
+                    announced = false
+                }
+                _ = wakeUp.wait(timeout: .now() + .seconds(30))
+                continue
+            }
+            if !announced && pending > batchSize {
+                logger.info("embedding chunks", metadata: ["chunks.pending": "\(pending)", "model": "\(embedder.modelID)"])
+                announced = true
+            }
+            busySince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            defer { busySince.store(0, ordering: .relaxed) }
+            do {
+                let inputs = try store.embeddingInputs(Array(ids))
+                let vectors = try embedder.embed(inputs.map(\.text))
+                guard vectors.count == inputs.count else { throw IngestError("the embedder returned \(vectors.count) vectors for \(inputs.count) texts") }
+                try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
+                embeddedCount.add(inputs.count, ordering: .relaxed)
+                // Chunks deleted meanwhile have no input; they drop out of the scan by themselves.
+            } catch {
+                // Retry one by one so a single bad input does not hold back the others.
+                for id in ids {
+                    do {
+                        let inputs = try store.embeddingInputs([id])
+                        let vectors = try embedder.embed(inputs.map(\.text))
+                        try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
+                        embeddedCount.add(inputs.count, ordering: .relaxed)
+                    } catch {
+                        logger.error("embedding failed; this chunk stays BM25-only until restart", metadata: ["error": "\(error)", "chunk": "\(id)"])
+                        failed.withLock { _ = $0.insert(id) }
+                    }
+                }
+            }
+        }
+    }
+}

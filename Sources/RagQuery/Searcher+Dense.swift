@@ -1,0 +1,161 @@
+import RagCore
+import RagStore
+import Synchronization
+
+/// How BM25 and dense rankings are combined in hybrid mode.
+public enum Fusion: Sendable, Equatable {
+    /// Reciprocal rank fusion: Σ 1 / (k + rank) over the two rankings (Cormack et al. 2009; k = 60).
+    case reciprocalRank(k: Double)
+    /// Weighted sum of normalised scores: `weight × dense + (1 − weight) × bm25`, where BM25 is divided by
+    /// the best BM25 score of the query and dense is the cosine similarity.
+    case weighted(denseWeight: Double)
+}
+
+/// Errors a dense or hybrid search can meet.
+public struct QueryError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A small LRU of query embeddings, so a repeated query costs no encoder call.
+final class QueryVectorCache: Sendable {
+    private struct State {
+        var vectors: [String: [Float]] = [:]
+        var order: [String] = []
+    }
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ key: String) -> [Float]? { state.withLock { $0.vectors[key] } }
+
+    func put(_ key: String, _ vector: [Float]) {
+        state.withLock { state in
+            if state.vectors.updateValue(vector, forKey: key) == nil { state.order.append(key) }
+            if state.order.count > capacity {
+                let evicted = state.order.removeFirst()
+                state.vectors[evicted] = nil
+            }
+        }
+    }
+}
+
+extension Searcher {
+    /// The query's embedding (cached).
+    public func queryVector(_ query: String) throws -> [Float] {
+        guard let embedder else { throw QueryError("no embedding model is loaded") }
+        if let cached = queryCache.get(query) { return cached }
+        guard let vector = try embedder.embed([query]).first else { throw QueryError("the embedder returned no vector") }
+        queryCache.put(query, vector)
+        return vector
+    }
+
+    /// Exact nearest neighbours by cosine: an int8 scan of every chunk vector in memory picks candidates,
+    /// which are re-scored with their float32 vectors from the store. Filters apply before the cut.
+    public func searchDense(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
+        let vector = try queryVector(query)
+        let ranked = try denseCandidates(vector, k: k, filter: filter)
+        return try hits(for: ranked.map { ($0.0, $0.1, nil, $0.1) }, includeText: includeText)
+    }
+
+    /// BM25 and dense rankings fused; each hit reports both components.
+    public func searchHybrid(_ query: String, k: Int, filter: ChunkFilter = .init(), fusion: Fusion, includeText: Bool = true) throws -> [QueryHit] {
+        let depth = max(k, 100)
+        let lexical = try bm25Ranking(query, k: depth, filter: filter)
+        let vector = try queryVector(query)
+        let semantic = try denseCandidates(vector, k: depth, filter: filter)
+        var bm25: [UInt32: Double] = [:]
+        for (id, score) in lexical { bm25[id] = Double(score) }
+        var dense: [UInt32: Double] = [:]
+        for (id, score) in semantic { dense[id] = score }
+        // Dense similarity of BM25-only candidates is cheap to compute exactly.
+        let missing = lexical.map(\.0).filter { dense[$0] == nil }
+        if !missing.isEmpty {
+            try store.withSnapshot { snapshot in
+                for id in missing {
+                    if let v = try snapshot.embedding(id) { dense[id] = Double(dot(v, vector)) }
+                }
+            }
+        }
+        var fused: [UInt32: Double] = [:]
+        switch fusion {
+        case .reciprocalRank(let c):
+            for (rank, (id, _)) in lexical.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
+            for (rank, (id, _)) in semantic.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
+        case .weighted(let w):
+            let best = max(lexical.first.map { Double($0.1) } ?? 1, 1e-9)
+            for id in Set(bm25.keys).union(dense.keys) {
+                let b = (bm25[id] ?? 0) / best
+                let d = max(dense[id] ?? 0, 0)
+                fused[id] = w * d + (1 - w) * b
+            }
+        }
+        let order = fused.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(k)
+        return try hits(for: order.map { ($0.key, $0.value, bm25[$0.key], dense[$0.key]) }, includeText: includeText)
+    }
+
+    /// Top candidates by int8 approximation, re-scored exactly: (chunk id, cosine), best first.
+    func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter) throws -> [(UInt32, Double)] {
+        let (codes, queryScale) = VectorIndex.quantise(vector)
+        let candidateCount = max(k * 4, 64)
+        let approximate: [(UInt32, Float)] = store.withChunkTable { table in
+            let vectors = table.vectors
+            let dims = vectors.dimensions
+            guard dims == vector.count, vectors.count > 0 else { return [] }
+            var heap = TopK(k: candidateCount)
+            var allowedFile: [UInt32: Bool] = [:]
+            let filtering = !filter.isEmpty
+            vectors.codes.withUnsafeBufferPointer { rows in
+                codes.withUnsafeBufferPointer { q in
+                    vectors.scales.withUnsafeBufferPointer { scales in
+                        for index in 0..<min(scales.count, table.lengths.count) where scales[index] != 0 && table.lengths[index] != 0 {
+                            if filtering {
+                                let file = table.fileOf[index]
+                                let allowed: Bool
+                                if let cached = allowedFile[file] { allowed = cached } else {
+                                    allowed = table.files[file].map(filter.matches) ?? false
+                                    allowedFile[file] = allowed
+                                }
+                                if !allowed { continue }
+                            }
+                            let score = Float(dotInt8(q.baseAddress!, rows.baseAddress! + index * dims, dims)) * scales[index] * queryScale
+                            heap.insert(id: UInt32(index), score: score)
+                        }
+                    }
+                }
+            }
+            return heap.sorted()
+        }
+        var exact: [(UInt32, Double)] = []
+        try store.withSnapshot { snapshot in
+            for (id, approx) in approximate {
+                if let v = try snapshot.embedding(id) { exact.append((id, Double(dot(v, vector)))) } else { exact.append((id, Double(approx))) }
+            }
+        }
+        exact.sort { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+        return Array(exact.prefix(k))
+    }
+
+    /// Builds hits (with citations, and text when asked) for ranked chunk ids: (id, score, bm25, dense).
+    func hits(for ranked: [(UInt32, Double, Double?, Double?)], includeText: Bool) throws -> [QueryHit] {
+        try store.withSnapshot { snapshot in
+            let paths = store.withChunkTable { table in ranked.map { Int($0.0) < table.fileOf.count ? table.files[table.fileOf[Int($0.0)]]?.path : nil } }
+            var hits: [QueryHit] = []
+            for (n, (id, score, bm25, dense)) in ranked.enumerated() {
+                guard let record = try snapshot.chunk(id), let path = paths[n] else { continue }
+                hits.append(QueryHit(chunkID: id, score: score, bm25: bm25, dense: dense, path: path, lines: record.lines,
+                                     headings: record.headings, text: includeText ? record.text : nil))
+            }
+            return hits
+        }
+    }
+}
+
+@inline(__always)
+func dot(_ a: [Float], _ b: [Float]) -> Float {
+    var sum: Float = 0
+    for i in 0..<min(a.count, b.count) { sum += a[i] * b[i] }
+    return sum
+}

@@ -18,12 +18,15 @@ public final class EmbedWorker: Sendable {
     private let failed = Mutex(Set<UInt32>())
     private let embeddedCount = Atomic<Int>(0)
     private let busySince = Atomic<UInt64>(0)
+    private let onBatch: @Sendable () -> Void
 
-    public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger) {
+    /// `onBatch` is called on the worker's thread after each batch of vectors is stored.
+    public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger, onBatch: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.embedder = embedder
         self.batchSize = batchSize
         self.logger = logger
+        self.onBatch = onBatch
     }
 
     /// Chunks still waiting for a vector.
@@ -76,6 +79,7 @@ public final class EmbedWorker: Sendable {
                 try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
                 embeddedCount.add(inputs.count, ordering: .relaxed)
                 // Chunks deleted meanwhile have no input; they drop out of the scan by themselves.
+                onBatch()
             } catch {
                 // Retry one by one so a single bad input does not hold back the others.
                 for id in ids {

@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import CSystemd
 import Glibc
 
@@ -35,5 +37,42 @@ public enum Systemd {
         var st = stat()
         guard fstat(2, &st) == 0 else { return false }
         return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
+    }
+}
+
+
+/// Sends `STATUS=` lines to the service manager off the caller's thread, keeping only the newest one while a
+/// send is in flight, so a slow or stuck notification reader can never stall indexing.
+public final class StatusReporter: Sendable {
+    private let queue = DispatchQueue(label: "ragd.status")
+    private let latest = Mutex<(text: String?, scheduled: Bool)>((nil, false))
+
+    public init() {}
+
+    /// The daemon's reporter.
+    public static let shared = StatusReporter()
+
+    /// Reports `text` (without the `STATUS=` prefix) soon; an older unsent text is replaced.
+    public func report(_ text: String) {
+        let schedule: Bool = latest.withLock { state in
+            state.text = text
+            defer { state.scheduled = true }
+            return !state.scheduled
+        }
+        guard schedule else { return }
+        queue.async { [self] in
+            while true {
+                let next: String? = latest.withLock { state in
+                    guard let text = state.text else {
+                        state.scheduled = false
+                        return nil
+                    }
+                    state.text = nil
+                    return text
+                }
+                guard let next else { return }
+                Systemd.notify("STATUS=" + next)
+            }
+        }
     }
 }

@@ -163,11 +163,12 @@ struct Daemon: AsyncParsableCommand {
             embedWorker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.model.batchSize, logger: logger)
         }
         let embeddings = embedWorker
+        let statusReporter = StatusReporter.shared
         let loop = IngestLoop(indexer: indexer, watcher: watcher,
                               configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
             embeddings?.wake()
             let counts = store.counts
-            Systemd.notify("STATUS=ready; \(counts.files) files, \(counts.chunks) chunks")
+            statusReporter.report("ready; \(counts.files) files, \(counts.chunks) chunks")
         }
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
@@ -401,7 +402,7 @@ struct IndexerService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let status = loop.indexer.status
             if status.total > 0 && status.pending > 0 {
-                Systemd.notify("STATUS=indexing \(status.done)/\(status.total) files")
+                StatusReporter.shared.report("indexing \(status.done)/\(status.total) files")
                 if first { logger.notice("indexing", metadata: ["files.total": "\(status.total)"]) }
                 first = false
             }

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Logging
 import RagCore
 import RagIngest
@@ -49,19 +51,23 @@ struct DenseTests {
         }
     }
 
-    @Test func workerEmbedsPendingChunks() async throws {
-        try await withTemporaryDirectory { (dir: String) async throws in
+    @Test func workerEmbedsPendingChunks() throws {
+        try withTemporaryDirectory { (dir: String) throws in
             let embedder = FakeEmbedder()
             let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 64 << 20))
             try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions)
             try store.apply([prepared("/d/a.md", (0..<100).map { "text number \($0)" })])
-            let worker = EmbedWorker(store: store, embedder: embedder, batchSize: 16, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let batches = DispatchSemaphore(value: 0)
+            let worker = EmbedWorker(store: store, embedder: embedder, batchSize: 16,
+                                     logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) { batches.signal() }
             #expect(worker.pending == 100)
-            let task = Task.detached { worker.run() }
-            // The worker reports progress through the store; stop once nothing is pending.
-            while worker.pending > 0 { await Task.yield() }
+            let finished = DispatchSemaphore(value: 0)
+            Thread { worker.run(); finished.signal() }.start()
+            while worker.pending > 0 {
+                #expect(batches.wait(timeout: .now() + 60) == .success, "the worker makes progress")
+            }
             worker.stop()
-            await task.value
+            #expect(finished.wait(timeout: .now() + 60) == .success)
             #expect(store.embeddingCounts == (100, 100))
             #expect(embedder.embeddedTexts.count == 100)
         }

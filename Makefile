@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PREFIX ?= /usr/local
-APT_PACKAGES := liblmdb-dev libsystemd-dev pkg-config python3
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -8,7 +8,7 @@ APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test eval bench clean
+.PHONY: all deps model build release run test eval bench embed-bench clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench: release
 	python3 ../shared/bench/freshness.py --ragd .build/release/ragd --trials 50 --seed ../shared/data/scifact/corpus.jsonl --skip dense
 	python3 bench/crash_test.py --ragd .build/release/ragd --kills 100 --seed ../shared/data/scifact/corpus.jsonl
 	python3 bench/index_bench.py --ragd .build/release/ragd --beir ../shared/data/scifact
+
+## embed-bench: sentence-encoder speed (chunks per second, query latency) in a release build
+embed-bench: deps model
+	bench/embed_bench.sh
 
 clean:
 	rm -rf .build $(RUN_DIR)

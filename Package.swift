@@ -76,6 +76,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
+        // Speed of the sentence encoder (bench/embed_bench.sh).
+        .executableTarget(name: "embed-bench", dependencies: ["RagCore", "RagEmbed"], swiftSettings: swiftSettings),
         .executableTarget(name: "ragctl", dependencies: [
             "RagCore", "RagProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

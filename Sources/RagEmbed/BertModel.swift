@@ -99,6 +99,9 @@ public final class BertModel: Sendable {
         self.layers = layers
     }
 
+    /// Tokens per block of the feed-forward layers (the intermediate buffer holds this many rows).
+    static let feedForwardRows = 512
+
     /// Scratch memory for forward passes, grown on demand and reused; one per calling thread.
     public final class Workspace {
         var tokens = 0
@@ -107,7 +110,7 @@ public final class BertModel: Sendable {
         var residual = FloatBuffer(count: 0)  // T × H
         var context = FloatBuffer(count: 0)  // T × H
         var qkv = FloatBuffer(count: 0)  // T × 3H
-        var intermediate = FloatBuffer(count: 0)  // T × I
+        var intermediate = FloatBuffer(count: 0)  // min(T, feedForwardRows) × I
         var scores = FloatBuffer(count: 0)  // L × padded L
         var inverseSums = FloatBuffer(count: 0)  // L
 
@@ -120,7 +123,7 @@ public final class BertModel: Sendable {
                 residual = FloatBuffer(count: capacity * h)
                 context = FloatBuffer(count: capacity * h)
                 qkv = FloatBuffer(count: capacity * 3 * h)
-                intermediate = FloatBuffer(count: capacity * inner)
+                intermediate = FloatBuffer(count: min(capacity, BertModel.feedForwardRows) * inner)
                 self.tokens = capacity
             }
             if longest > self.longest {
@@ -222,13 +225,19 @@ public final class BertModel: Sendable {
         Kernels.layerNorm(residual, into: x, rows: t, width: h, gamma: layer.attentionNorm.gamma.pointer,
                           beta: layer.attentionNorm.beta.pointer, epsilon: eps)
 
-        // Feed-forward: activation(x · W1ᵀ + b1) · W2ᵀ + b2 + residual, then LayerNorm.
-        BLAS.gemm(m: t, n: inner, k: h, a: x, lda: h, b: layer.intermediateWeight.pointer, ldb: h, transposeB: true,
-                  beta: 0, c: intermediate, ldc: inner)
-        Kernels.biasActivation(intermediate, rows: t, width: inner, bias: layer.intermediateBias.pointer, activation)
+        // Feed-forward: activation(x · W1ᵀ + b1) · W2ᵀ + b2 + residual, then LayerNorm. Rows go through in
+        // blocks so the wide intermediate activations stay small and in cache.
         Kernels.addRows(x, bias: layer.outputBias.pointer, into: residual, rows: t, width: h)
-        BLAS.gemm(m: t, n: h, k: inner, a: intermediate, lda: inner, b: layer.outputWeight.pointer, ldb: inner,
-                  transposeB: true, beta: 1, c: residual, ldc: h)
+        var start = 0
+        while start < t {
+            let rows = min(Self.feedForwardRows, t - start)
+            BLAS.gemm(m: rows, n: inner, k: h, a: x + start * h, lda: h, b: layer.intermediateWeight.pointer, ldb: h,
+                      transposeB: true, beta: 0, c: intermediate, ldc: inner)
+            Kernels.biasActivation(intermediate, rows: rows, width: inner, bias: layer.intermediateBias.pointer, activation)
+            BLAS.gemm(m: rows, n: h, k: inner, a: intermediate, lda: inner, b: layer.outputWeight.pointer, ldb: inner,
+                      transposeB: true, beta: 1, c: residual + start * h, ldc: h)
+            start += rows
+        }
         Kernels.layerNorm(residual, into: x, rows: t, width: h, gamma: layer.outputNorm.gamma.pointer,
                           beta: layer.outputNorm.beta.pointer, epsilon: eps)
     }

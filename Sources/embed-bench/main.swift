@@ -48,6 +48,20 @@ while let argument = arguments.popFirst() {
     }
 }
 
+/// Resident memory now, from /proc/self/status (VmRSS), in MB.
+func residentMB() -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return -1 }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(cString: line)
+        if text.hasPrefix("VmRSS:") {
+            return (Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+    }
+    return -1
+}
+
 let loadStart = now()
 let embedder: BertEmbedder
 do {
@@ -58,7 +72,7 @@ do {
 let loadSeconds = now() - loadStart
 print("model      \(embedder.modelID), \(embedder.dimensions) dimensions")
 print("blas       \(BLAS.status)")
-print("load       \(format(loadSeconds * 1000, 0)) ms (settings, vocabulary, weights, SHA-256 of the weights)")
+print("load       \(format(loadSeconds * 1000, 0)) ms (settings, vocabulary, weights, SHA-256 of the weights), resident \(residentMB()) MB")
 
 // Chunks of exactly `tokens` tokens made of whole-word vocabulary entries, deterministic.
 let target = min(tokens, embedder.maxSequenceLength)
@@ -85,6 +99,7 @@ let start = now()
 let vectors = try embedder.embed(texts)
 let seconds = now() - start
 precondition(vectors.count == texts.count)
+print("memory     resident \(residentMB()) MB after the batches (weights + scratch for \(batch) texts)")
 print("chunks     \(chunks) × \(format(meanTokens, 0)) tokens in batches of \(batch): \(format(Double(chunks) / seconds)) chunks/s, "
       + "\(format(Double(chunks) * meanTokens / seconds, 0)) tokens/s, \(format(seconds * 1000 / Double(chunks), 2)) ms per chunk")
 

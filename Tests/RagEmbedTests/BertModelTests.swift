@@ -25,7 +25,10 @@ struct BertModelTests {
     }
 
     @Test func batchingDoesNotChangeVectors() throws {
-        let texts = Fixtures.tinyReference.map(\.text)
+        // 64 texts of up to 24 tokens: two batches of 32, each over 512 tokens (two feed-forward blocks).
+        let texts = (0..<64).map { i in
+            Fixtures.tinyReference[i % Fixtures.tinyReference.count].text + String(repeating: " hello world", count: i % 11)
+        }
         let together = try Self.embedder.embed(texts)
         for (text, vector) in zip(texts, together) {
             let alone = try Self.embedder.embed([text])[0]

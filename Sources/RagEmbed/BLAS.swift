@@ -1,9 +1,11 @@
 import CBLAS
+import Synchronization
 
 /// The OpenBLAS calls the encoder makes, and OpenBLAS's process-wide settings.
 ///
 /// Threads: OpenBLAS runs each product on `OPENBLAS_NUM_THREADS` threads (default: one per core) and
-/// is called from one thread at a time (``BertEmbedder`` serialises its calls). ``setThreads(_:)``
+/// is called from one thread at a time: every forward pass holds ``withExclusiveAccess(_:)``, a
+/// process-wide lock, so several encoders (or tests running in parallel) never call it concurrently. ``setThreads(_:)``
 /// changes the count for the whole process. On the 2-core machines this project runs on, 2 threads
 /// embed about 1.6 times as many chunks per second as 1, but keep both cores busy while they do.
 ///
@@ -26,6 +28,13 @@ public enum BLAS {
     public static var status: Status {
         let name = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         return Status(coreName: name, threads: Int(openblas_get_num_threads()))
+    }
+
+    private static let lock = Mutex<Void>(())
+
+    /// Runs `body` while no other thread of the process runs OpenBLAS products through this type.
+    public static func withExclusiveAccess<R>(_ body: () throws -> R) rethrows -> R {
+        try lock.withLock { _ in try body() }
     }
 
     /// Sets the number of threads each product may use, for the whole process.

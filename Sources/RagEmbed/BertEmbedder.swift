@@ -4,9 +4,10 @@ import Synchronization
 
 /// A sentence-transformers BERT model (such as all-MiniLM-L6-v2) run in-process: ragd's ``Embedder``.
 ///
-/// `init(modelFolder:)` reads the whole folder (settings, vocabulary, weights) and fails with an
-/// ``EmbedError`` naming the file when something is missing or malformed. Calls are serialised by a lock
-/// (one forward pass at a time; the products use OpenBLAS's threads, see ``BLAS``), so call it from one
+/// `init(modelFolder:)` reads the whole folder (settings, vocabulary, weights, then a SHA-256 of the
+/// weights for ``modelID``: about 0.4 s and 120 MB for MiniLM-L6) and fails with an ``EmbedError``
+/// naming the file when something is missing or malformed. Every call blocks while it runs (one forward
+/// pass at a time per process; the products use OpenBLAS's threads, see ``BLAS``), so call it from one
 /// dedicated thread, never from the cooperative pool.
 public final class BertEmbedder: Embedder {
     /// Loading options.
@@ -14,7 +15,9 @@ public final class BertEmbedder: Embedder {
         /// Texts per forward pass in ``embed(_:)``.
         public var batchSize: Int
         /// Threads per matrix product, set for the whole process; nil leaves OpenBLAS's own setting
-        /// (`OPENBLAS_NUM_THREADS`, else one per core).
+        /// (`OPENBLAS_NUM_THREADS`, else one per core). Measured on 2 cores with MiniLM-L6: 2 threads
+        /// embed about 60 chunks of 200 tokens per second and a short query in 3.3 ms, 1 thread about
+        /// 39 chunks per second and 5 ms but leaves the other core to queries and indexing.
         public var blasThreads: Int?
         /// The model name in ``modelID``; nil uses the folder's name.
         public var name: String?
@@ -43,9 +46,9 @@ public final class BertEmbedder: Embedder {
 
     /// Loads the sentence-transformers folder at `modelFolder`.
     public init(modelFolder: String, configuration: Configuration = Configuration()) throws {
-        var isDirectory = false
-        if !Self.isDirectory(modelFolder, &isDirectory) || !isDirectory {
-            throw EmbedError(.missingFile, path: modelFolder, "model folder does not exist (run scripts/fetch-model.sh)")
+        var info = stat()
+        guard stat(modelFolder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw EmbedError(.missingFile, path: modelFolder, "model folder does not exist (scripts/fetch-model.sh fetches all-MiniLM-L6-v2)")
         }
         folder = try SentenceModelFolder(path: modelFolder)
         tokenizer = try folder.makeTokenizer()
@@ -108,13 +111,6 @@ public final class BertEmbedder: Embedder {
             start += batchSize
         }
         return vectors
-    }
-
-    private static func isDirectory(_ path: String, _ result: inout Bool) -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return false }
-        result = (info.st_mode & S_IFMT) == S_IFDIR
-        return true
     }
 
     private static func lastComponent(_ path: String) -> String {

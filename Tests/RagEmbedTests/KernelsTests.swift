@@ -102,9 +102,9 @@ struct KernelsTests {
         let b = Self.values((transposeB ? n : k) * ldb, scale: 1, seed: 12)
         var c = Self.values(m * ldc, scale: 1, seed: 13)
         let c0 = c
-        c.withUnsafeMutableBufferPointer {
-            BLAS.gemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, transposeB: transposeB, beta: 1, c: $0.baseAddress!, ldc: ldc)
-        }
+        c.withUnsafeMutableBufferPointer { c in BLAS.withExclusiveAccess {
+            BLAS.gemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, transposeB: transposeB, beta: 1, c: c.baseAddress!, ldc: ldc)
+        } }
         var worst = 0.0
         for i in 0..<m {
             for j in 0..<n {

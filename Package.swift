@@ -75,6 +75,10 @@ let package = Package(
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RagSystemdTests", dependencies: [
+            "RagSystemd",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
     ]
 )

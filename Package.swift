@@ -48,10 +48,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        // sd_notify, sd_listen_fds and the journal.
+        // sd_notify, sd_listen_fds, the watchdog and the journal.
         .target(name: "RagSystemd", dependencies: [
             "CSystemd",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         // Helpers for tests only.
         .target(name: "RagTestSupport", dependencies: ["RagCore"], swiftSettings: swiftSettings),
@@ -78,6 +79,8 @@ let package = Package(
         .testTarget(name: "RagSystemdTests", dependencies: [
             "RagSystemd",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -64,3 +64,49 @@ struct SystemdTests {
         #expect(figure <= 2.0, "\(line)")
     }
 }
+
+extension SystemdTests {
+    @Test(.enabled(if: SystemdTests.executable("make") != nil, "needs make"))
+    func makeInstallAndUninstall() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let root = dir + "/root"
+            let make = SystemdTests.executable("make")!
+            let variables = ["DESTDIR=\(root)", "PREFIX=/opt/ragd", "BUILD_DIR=\((DaemonProcess.binary as NSString).deletingLastPathComponent)"]
+            let install = try runProgram(make, ["-C", SystemdTests.packageRoot, "install"] + variables)
+            #expect(install.status == 0, "\(install.stdout)\(install.stderr)")
+            for binary in ["ragd", "ragctl"] {
+                #expect(FileManager.default.isExecutableFile(atPath: root + "/opt/ragd/bin/" + binary))
+            }
+            #expect(FileManager.default.fileExists(atPath: root + "/opt/ragd/share/doc/ragd/README.md"))
+            let service = try String(contentsOfFile: root + "/etc/systemd/system/ragd.service", encoding: .utf8)
+            #expect(service.contains("\nExecStart=/opt/ragd/bin/ragd "), "ExecStart follows the prefix")
+            #expect(!service.contains("/usr/local/"))
+            #expect(FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd.socket"))
+
+            // The installed configuration parses and has no source: ragd refuses it until one is listed.
+            let config = root + "/etc/ragd/ragd.toml"
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            #expect(!text.contains("examples/docs"))
+            let refused = try runProgram(DaemonProcess.binary, ["--config", config, "--state-dir", dir + "/state", "--socket", dir + "/s.sock"])
+            #expect(refused.status == 64, "\(refused.stderr)")
+            #expect(refused.stderr.contains("no sources"))
+            let docs = dir + "/docs"
+            try writeFile(docs + "/a.md", "# A\n\nalpha\n")
+            let daemon = try DaemonProcess(arguments: ["--config", config, "--source", docs, "--state-dir", dir + "/state", "--socket", dir + "/s.sock"],
+                                           socketPath: dir + "/s.sock", workDirectory: dir)
+            try daemon.waitUntilReady()
+            #expect(daemon.stop() == 0)
+
+            // A second install keeps the administrator's configuration; uninstall keeps it too.
+            try writeFile(config, text + "\n# edited\n")
+            #expect(try runProgram(make, ["-C", SystemdTests.packageRoot, "install"] + variables).status == 0)
+            #expect(try String(contentsOfFile: config, encoding: .utf8).hasSuffix("# edited\n"))
+            let uninstall = try runProgram(make, ["-C", SystemdTests.packageRoot, "uninstall"] + variables)
+            #expect(uninstall.status == 0, "\(uninstall.stdout)\(uninstall.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: root + "/opt/ragd/bin/ragd"))
+            #expect(!FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd.service"))
+            #expect(!FileManager.default.fileExists(atPath: root + "/opt/ragd/share/doc/ragd"))
+            #expect(FileManager.default.fileExists(atPath: config))
+        }
+    }
+}

@@ -62,6 +62,11 @@ struct Daemon: AsyncParsableCommand {
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         let journal = Systemd.stderrIsJournal
         LoggingSystem.bootstrap { label in
+            if journal {
+                var handler = JournaldLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StderrLogHandler(label: label, journal: journal)
             handler.logLevel = level
             return handler
@@ -190,15 +195,19 @@ struct Daemon: AsyncParsableCommand {
                 limits: RequestLimits(maxK: settings.limits.maxK, maxQueryBytes: settings.limits.maxQueryBytes),
                 maximumConnections: settings.limits.maxConnections),
             responder: responder, logger: logger,
-            onBound: { Systemd.notify("READY=1\nSTATUS=serving; reconciling the index") })
+            onBound: { Systemd.notify("READY=1") })
         if inherited == nil {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
         let indexerService = IndexerService(indexer: indexer, rescanInterval: settings.index.rescanIntervalSeconds, logger: logger)
+        // Last, so that it is the first told of a graceful shutdown and sends STOPPING=1 at once.
+        let watchdog = WatchdogService(logger: logger, probe: { (try? store.withSnapshot { _ in true }) ?? false })
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: indexerService), .init(service: server)],
+            services: [.init(service: indexerService), .init(service: server), .init(service: watchdog)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        // Sent before the indexer runs, so its STATUS=ready always comes later, whenever the socket is bound.
+        Systemd.notify("STATUS=reconciling the index")
         try await group.run()
         Systemd.notify("STOPPING=1")
         logger.notice("stopped")

@@ -24,6 +24,70 @@ struct SystemdTests {
 
     func json(_ line: String) throws -> JSONValue { try JSONParser.parse(line) }
 
+    @Test func readyStatusAndStoppingNotifications() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            // READY=1 means the socket answers.
+            #expect(try json(daemon.client().request(#"{"id":1,"op":"ping"}"#))["ok"] == true)
+            // After the indexing pass: STATUS=ready; N files, M chunks, matching what status reports.
+            let status = try daemon.notify.wait(for: "STATUS=ready")
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("STATUS=ready") })
+            let reply = try json(daemon.client().request(#"{"id":2,"op":"status"}"#))
+            let files = try #require(reply["files"]?.intValue)
+            let chunks = try #require(reply["chunks"]?.intValue)
+            #expect(files == 2)
+            #expect(line == "STATUS=ready; \(files) files, \(chunks) chunks")
+            #expect(daemon.stop() == 0)
+            try daemon.notify.wait(for: "STOPPING=1", timeout: 10)
+            let history = daemon.notify.history()
+            #expect(!history.contains { $0.contains("WATCHDOG=1") }, "no watchdog without WATCHDOG_USEC: \(history)")
+            // Whichever of binding and indexing finished first, the status systemd shows last is the index's.
+            let statuses = history.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }
+            #expect(statuses.last == line, "\(history)")
+        }
+    }
+
+    @Test func watchdogKeepAlivesWhenEnabled() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let daemon = try DaemonProcess(arguments: ["--source", docs, "--state-dir", dir + "/state", "--socket", dir + "/ragd.sock"],
+                                           socketPath: dir + "/ragd.sock", workDirectory: dir,
+                                           environment: ["WATCHDOG_USEC": "200000"])
+            try daemon.waitUntilReady()
+            // Keep-alives every 100 ms: wait for several.
+            for _ in 0..<3 { try daemon.notify.wait(for: "WATCHDOG=1", timeout: 10) }
+            #expect(daemon.stop() == 0)
+            try daemon.notify.wait(for: "STOPPING=1", timeout: 10)
+            #expect(daemon.log.contains("watchdog enabled"))
+        }
+    }
+
+    @Test func watchdogFollowsWatchdogPid() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            let arguments = ["--source", docs, "--state-dir", dir + "/state", "--socket", dir + "/ragd.sock"]
+            // WATCHDOG_PID names ragd itself (the shell execs ragd, keeping its pid): keep-alives flow.
+            var daemon = try DaemonProcess(arguments: arguments, socketPath: dir + "/ragd.sock", workDirectory: dir,
+                                           environment: ["WATCHDOG_USEC": "200000"],
+                                           launcher: ["/bin/sh", "-c", #"WATCHDOG_PID=$$ exec "$0" "$@""#])
+            try daemon.waitUntilReady()
+            try daemon.notify.wait(for: "WATCHDOG=1", timeout: 10)
+            #expect(daemon.stop() == 0)
+
+            // WATCHDOG_PID names another process: the watchdog is not ragd's business.
+            daemon = try DaemonProcess(arguments: arguments, socketPath: dir + "/ragd.sock", workDirectory: dir,
+                                       environment: ["WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"])
+            try daemon.waitUntilReady()
+            try daemon.waitUntilIndexed()
+            #expect(daemon.stop() == 0)
+            try daemon.notify.wait(for: "STOPPING=1", timeout: 10)
+            let notices = daemon.notify.received()
+            #expect(!notices.contains { $0.contains("WATCHDOG=1") }, "\(notices)")
+            #expect(!daemon.log.contains("watchdog enabled"))
+        }
+    }
+
     @Test(.enabled(if: SystemdTests.executable("systemd-socket-activate") != nil, "needs systemd-socket-activate"))
     func socketActivation() throws {
         try withTemporaryDirectory { (dir: String) throws in
@@ -50,6 +114,48 @@ struct SystemdTests {
             #expect(!FileManager.default.fileExists(atPath: dir + "/unused"))
             var st = stat()
             #expect(lstat(activated, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK, "the activated socket is still there")
+        }
+    }
+
+    @Test(.enabled(if: SystemdTests.executable("unshare") != nil, "needs unshare(1) to give ragd a private /run/systemd/journal"))
+    func journalFields() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            try FileManager.default.createDirectory(atPath: dir + "/journal", withIntermediateDirectories: true)
+            let journal = try JournalListener(path: dir + "/journal/socket")
+            // In a private mount namespace, /run/systemd/journal is the test's folder, so the daemon's
+            // sd_journal_sendv reaches the listener.
+            var launcher = [SystemdTests.executable("unshare")!, "--mount", "--propagation", "private"]
+            if geteuid() != 0 { launcher += ["--map-root-user"] }
+            launcher += ["/bin/sh", "-c", """
+                set -e
+                mount -t tmpfs tmpfs /run/systemd
+                mkdir /run/systemd/journal
+                mount --bind "$RAGD_TEST_JOURNAL" /run/systemd/journal
+                exec "$0" "$@"
+                """]
+            let socket = dir + "/ragd.sock"
+            let daemon = try DaemonProcess(
+                arguments: ["--source", docs, "--state-dir", dir + "/state", "--socket", socket],
+                socketPath: socket, workDirectory: dir, environment: ["RAGD_TEST_JOURNAL": dir + "/journal"],
+                launcher: launcher, journalStream: true)
+            try daemon.waitUntilReady()
+            let listening = try journal.wait(timeout: 30) { $0["MESSAGE"] == "listening" }
+            #expect(listening["PRIORITY"] == "5")
+            #expect(listening["SYSLOG_IDENTIFIER"] == "ragd")
+            #expect(listening["SOCKET_PATH"] == socket)
+            #expect(listening["SOCKET_MODE"] == "660")
+            #expect(listening["LOGGER_LABEL"] == "ragd")
+            #expect(listening["CODE_FILE"]?.hasSuffix(".swift") == true)
+            #expect(listening["CODE_LINE"].flatMap { Int($0) } != nil)
+            #expect(listening["CODE_FUNC"]?.isEmpty == false)
+            let indexed = try journal.wait(timeout: 30) { $0["MESSAGE"] == "index ready" }
+            #expect(indexed["FILES"] == "2")
+            #expect(indexed["SCAN_SECONDS"] != nil)
+            #expect(daemon.stop() == 0)
+            try journal.wait(timeout: 10) { $0["MESSAGE"] == "stopped" }
+            // Nothing went to stderr: the journal has it all.
+            #expect(!daemon.log.contains("listening"), "\(daemon.log)")
         }
     }
 

@@ -1,14 +1,22 @@
 # ragd: two commands do all the set-up on a fresh Debian 12 machine.
 #   make run    install what is missing, build a release, start ragd on examples/docs (foreground)
 #   make test   install what is missing, build, run the whole test suite
+#   make install / make uninstall   ragd and ragctl, the systemd units and a configuration (see README)
 SHELL := /bin/bash
 SWIFT ?= swift
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/ragd
+UNITDIR ?= /etc/systemd/system
+# Fixed: ragd.service reads /etc/ragd/ragd.toml (ConfigurationDirectory=ragd).
+CONFDIR := /etc/ragd
+# Binaries to install (built by `make release` when missing).
+BUILD_DIR ?= .build/release
 APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test eval bench embed-bench clean
+.PHONY: all deps model build release run test eval bench embed-bench clean install uninstall
 
 all: build
 
@@ -28,8 +36,9 @@ model: deps
 build: deps
 	$(SWIFT) build
 
+## release: optimised binaries with the Swift runtime linked in, so installed copies do not depend on the toolchain
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 ## run: start ragd in the foreground on the bundled example docs
 run: release model
@@ -64,6 +73,42 @@ bench: release
 ## embed-bench: sentence-encoder speed (chunks per second, query latency) in a release build
 embed-bench: deps model
 	bench/embed_bench.sh
+
+.build/release/ragd .build/release/ragctl:
+	$(MAKE) release
+
+## install: binaries, units (ExecStart pointed at $(BINDIR)), a configuration unless one exists, docs.
+## Run `make release` first (as yourself); `sudo make install` then only copies.
+install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl $(DESTDIR)$(BINDIR)/
+	for unit in ragd.service ragd.socket; do \
+	  sed -e 's#/usr/local/bin/#$(BINDIR)/#g' -e 's#/usr/local/share/doc/ragd/#$(DOCDIR)/#g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit.tmp && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit.tmp && mv $(DESTDIR)$(UNITDIR)/$$unit.tmp $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
+	done
+	@# The example [[source]] of config/ragd.toml points into this checkout: installed, it is commented out.
+	@if [ -e $(DESTDIR)$(CONFDIR)/ragd.toml ]; then \
+	  echo "keeping the existing $(DESTDIR)$(CONFDIR)/ragd.toml"; \
+	else \
+	  sed -e '/^\[\[source\]\]/,/^skip_hidden/s/^/#/' \
+	      -e 's#^\#path = "\.\./examples/docs"       #\#path = "/srv/docs"              #' \
+	      -e 's#^\# There are no sources by default.*#\# There are no sources by default, and ragd refuses to start without one: uncomment this block.#' \
+	      config/ragd.toml > $(DESTDIR)$(CONFDIR)/ragd.toml && chmod 0644 $(DESTDIR)$(CONFDIR)/ragd.toml && \
+	  echo "installed $(DESTDIR)$(CONFDIR)/ragd.toml: list your documentation folders in it"; \
+	fi
+	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
+
+## uninstall: remove what install put in place, except the configuration and the index in /var/lib/ragd
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then \
+	  systemctl disable --now ragd.socket ragd.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/ragd $(DESTDIR)$(BINDIR)/ragctl
+	rm -f $(DESTDIR)$(UNITDIR)/ragd.service $(DESTDIR)$(UNITDIR)/ragd.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(CONFDIR)/ragd.toml and the index (/var/lib/private/ragd); remove them by hand if unwanted"
 
 clean:
 	rm -rf .build $(RUN_DIR)

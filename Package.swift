@@ -37,7 +37,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
-        .target(name: "RagCore", swiftSettings: swiftSettings),
+        // Optimised in debug builds too: hashing the model weights and analysing text dominate test time otherwise.
+        .target(name: "RagCore", swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Wire types of the newline-delimited JSON protocol (ragctl links only this and RagCore).
         .target(name: "RagProtocol", swiftSettings: swiftSettings),
         // The TOML configuration file, with line-accurate errors.
@@ -59,10 +60,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        // sd_notify, sd_listen_fds and the journal.
+        // sd_notify, sd_listen_fds, the watchdog and the journal.
         .target(name: "RagSystemd", dependencies: [
             "CSystemd",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         // Vectorised softmax, GELU, LayerNorm and row kernels of the sentence encoder.
         .target(name: "RagEmbedKernels", swiftSettings: kernelSettings),
@@ -72,7 +74,7 @@ let package = Package(
         .target(name: "RagTestSupport", dependencies: ["RagCore"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "ragd", dependencies: [
-            "RagCore", "RagConfig", "RagStore", "RagIngest", "RagQuery", "RagServer", "RagSystemd", "RagProtocol",
+            "RagCore", "RagConfig", "RagStore", "RagIngest", "RagQuery", "RagServer", "RagSystemd", "RagProtocol", "RagEmbed",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -93,6 +95,12 @@ let package = Package(
         .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagEmbedTests", dependencies: ["RagEmbed", "RagEmbedKernels", "RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "RagSystemdTests", dependencies: [
+            "RagSystemd",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["RagCore", "RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -32,9 +32,12 @@ public enum BLAS {
 
     private static let lock = Mutex<Void>(())
 
-    /// Runs `body` while no other thread of the process runs OpenBLAS products through this type.
+    /// Runs `body` while no other thread of the process runs OpenBLAS products through this type — when OpenBLAS
+    /// uses several threads per product. With one thread per product, callers run side by side (each on its own
+    /// core), so a query's embedding never waits for an ingest batch.
     public static func withExclusiveAccess<R>(_ body: () throws -> R) rethrows -> R {
-        try lock.withLock { _ in try body() }
+        if openblas_get_num_threads() <= 1 { return try body() }
+        return try lock.withLock { _ in try body() }
     }
 
     /// Sets the number of threads each product may use, for the whole process.

@@ -42,7 +42,7 @@ public final class BertEmbedder: Embedder {
     public let tokenizer: BertTokenizer
     public let model: BertModel
     private let batchSize: Int
-    private let workspace: Mutex<BertModel.Workspace>
+    private let workspace: Mutex<[BertModel.Workspace]>
 
     /// Loads the sentence-transformers folder at `modelFolder`.
     public init(modelFolder: String, configuration: Configuration = Configuration()) throws {
@@ -65,7 +65,7 @@ public final class BertEmbedder: Embedder {
         batchSize = max(1, configuration.batchSize)
         let name = configuration.name ?? Self.lastComponent(modelFolder)
         modelID = "\(name)@\(weightsHash.hex.prefix(12));\(folder.pooling.rawValue);norm;\(folder.maxSequenceLength)"
-        workspace = Mutex(BertModel.Workspace())
+        workspace = Mutex([BertModel.Workspace()])
     }
 
     /// One unit-length vector per text, in order (normalised even if the folder has no `Normalize`
@@ -104,9 +104,10 @@ public final class BertEmbedder: Embedder {
         var start = 0
         while start < order.count {
             let batch = Array(order[start..<min(start + batchSize, order.count)])
-            let pooled = workspace.withLock { scratch in
-                model.encode(batch.map { sequences[$0] }, pooling: folder.pooling, normalize: normalize, workspace: scratch)
-            }
+            // A free scratch workspace, or a new one when another thread holds all of them.
+            let scratch = workspace.withLock { $0.popLast() } ?? BertModel.Workspace()
+            let pooled = model.encode(batch.map { sequences[$0] }, pooling: folder.pooling, normalize: normalize, workspace: scratch)
+            workspace.withLock { $0.append(scratch) }
             for (index, vector) in zip(batch, pooled) { vectors[index] = vector }
             start += batchSize
         }

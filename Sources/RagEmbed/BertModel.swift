@@ -104,7 +104,7 @@ public final class BertModel: Sendable {
 
     /// Scratch memory for forward passes, grown on demand and reused; one per calling thread. It may
     /// serve models of different sizes: each buffer is checked against what the pass needs.
-    public final class Workspace {
+    public final class Workspace: @unchecked Sendable {  // used by one thread at a time (pooled by BertEmbedder)
         var hidden = FloatBuffer(count: 0)  // T × H
         var residual = FloatBuffer(count: 0)  // T × H
         var context = FloatBuffer(count: 0)  // T × H

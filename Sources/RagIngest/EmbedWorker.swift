@@ -20,7 +20,8 @@ public final class EmbedWorker: Sendable {
     private let busySince = Atomic<UInt64>(0)
     private let onBatch: @Sendable () -> Void
 
-    /// `onBatch` is called on the worker's thread after each batch of vectors is stored.
+    /// `onBatch` is called on the worker's thread after each batch of vectors is stored, and whenever it finds
+    /// nothing left to embed.
     public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger, onBatch: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.embedder = embedder
@@ -59,6 +60,7 @@ public final class EmbedWorker: Sendable {
             let skip = failed.withLock { $0 }
             let ids = store.chunksWithoutEmbedding(limit: batchSize + skip.count).filter { !skip.contains($0) }.prefix(batchSize)
             if ids.isEmpty {
+                onBatch()
                 if announced {
                     logger.info("embeddings up to date", metadata: ["embedded": "\(embedded)"])
                     announced = false

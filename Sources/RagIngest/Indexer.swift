@@ -86,6 +86,10 @@ public final class Indexer: Sendable {
     /// Files already reported as skipped, by path, with the size and mtime they had, so rescans do not log them again.
     private let skipped = Mutex([String: (UInt64, Int64)]())
     private let stopRequested = Atomic<Bool>(false)
+    private let progressNanos = Atomic<UInt64>(0)
+
+    /// Uptime (ns) of the last committed batch.
+    public var lastProgressNanos: UInt64 { progressNanos.load(ordering: .relaxed) }
 
     public init(store: Store, configuration: IndexerConfiguration, logger: Logger) {
         self.store = store
@@ -249,6 +253,7 @@ public final class Indexer: Sendable {
             let batch = Array(candidates[index..<min(index + batchSize, candidates.count)])
             index += batch.count
             summary.add(try store.apply(prepare(batch, indexed: indexed)))
+            progressNanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             state.withLock { $0.pending -= batch.count; $0.done += batch.count }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9

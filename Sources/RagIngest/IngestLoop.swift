@@ -41,6 +41,7 @@ public final class IngestLoop: Sendable {
     /// Signalled whenever `applied` advances.
     private let progress = NSCondition()
     private let stopped = Atomic<Bool>(false)
+    private let busySince = Atomic<UInt64>(0)
     private let onPass: @Sendable (IndexerStatus) -> Void
 
     /// `onPass` is called on the loop's thread after each applied batch (for STATUS= notifications).
@@ -96,6 +97,15 @@ public final class IngestLoop: Sendable {
         return true
     }
 
+    /// Whether the loop is idle or its pass in flight has progressed recently (for the watchdog): a pass that has
+    /// committed nothing for `maxStallSeconds` counts as stuck.
+    public func isHealthy(maxStallSeconds: Double = 120) -> Bool {
+        let since = busySince.load(ordering: .relaxed)
+        guard since != 0 else { return true }
+        let progress = max(since, indexer.lastProgressNanos)
+        return Double(DispatchTime.now().uptimeNanoseconds - progress) / 1e9 < maxStallSeconds
+    }
+
     /// Stops after the batch in flight commits.
     public func stop() {
         stopped.store(true, ordering: .relaxed)
@@ -141,6 +151,8 @@ public final class IngestLoop: Sendable {
                 return (taken, queue.pushed)
             }
             if changes.everything { watcher?.rewatchMissingRoots() }
+            busySince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            defer { busySince.store(0, ordering: .relaxed) }
             do {
                 try indexer.apply(changes)
             } catch {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import RagCore
 import RagStore
 
@@ -58,17 +59,21 @@ public struct QueryHit: Sendable, Equatable {
 public final class Searcher: Sendable {
     public let store: Store
     public let parameters: BM25Parameters
-    /// The query encoder for dense and hybrid modes, if a model is loaded.
-    public let embedder: (any Embedder)?
+    /// The query encoder for dense and hybrid modes, once a model is loaded.
+    public var embedder: (any Embedder)? { embedderSlot.withLock { $0 } }
+    private let embedderSlot: Mutex<(any Embedder)?>
     let queryCache: QueryVectorCache
     private let analyzer = Analyzer()
 
     public init(store: Store, parameters: BM25Parameters = .init(), embedder: (any Embedder)? = nil, queryCacheSize: Int = 256) {
         self.store = store
         self.parameters = parameters
-        self.embedder = embedder
+        self.embedderSlot = Mutex(embedder)
         self.queryCache = QueryVectorCache(capacity: queryCacheSize)
     }
+
+    /// Installs the query encoder (the model loads in the background after start-up).
+    public func setEmbedder(_ embedder: (any Embedder)?) { embedderSlot.withLock { $0 = embedder } }
 
     /// The query's terms with their counts, in first-seen order.
     public func queryTerms(_ query: String) -> [(term: String, count: Int)] {

@@ -22,15 +22,15 @@ public struct IndexResponder: RequestResponder {
     public var maxGetBytes: Int
     /// Fusion used by hybrid searches that do not choose one.
     public var defaultFusion: Fusion
-    /// Why dense modes are unavailable, when no model is loaded.
-    public var denseUnavailableReason: String
+    /// Why dense modes are unavailable right now (nil when they are available).
+    public var denseUnavailable: @Sendable () -> String?
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double) -> Bool = { _ in true },
                 status: @escaping @Sendable () -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
         self.defaultFusion = .reciprocalRank(k: 60)
-        self.denseUnavailableReason = "no embedding model is loaded"
+        self.denseUnavailable = { "no embedding model is loaded" }
         self.sync = sync
         self.status = status
     }
@@ -74,7 +74,8 @@ public struct IndexResponder: RequestResponder {
                 hits = try searcher.searchBM25(request.query, k: request.k, filter: filter, includeText: request.includeText)
             case .dense, .hybrid:
                 guard searcher.embedder != nil else {
-                    throw WireError(.unsupported, "mode '\(request.mode.rawValue)' needs dense vectors: \(denseUnavailableReason); use mode 'bm25'")
+                    let reason = denseUnavailable() ?? "no embedding model is loaded"
+                    throw WireError(.unsupported, "mode '\(request.mode.rawValue)' needs dense vectors: \(reason); use mode 'bm25'")
                 }
                 if request.mode == .dense {
                     hits = try searcher.searchDense(request.query, k: request.k, filter: filter, includeText: request.includeText)

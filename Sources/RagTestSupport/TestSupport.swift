@@ -49,57 +49,216 @@ public func writeFile(_ path: String, _ bytes: [UInt8]) throws {
 public final class NotifyListener: @unchecked Sendable {
     public let path: String
     private let fd: Int32
+    /// Notifications not yet matched by `wait(for:)`, and every notification, oldest first.
+    private var unmatched: [String] = []
+    private var all: [String] = []
+    private var closed = false
+    private let condition = NSCondition()
+    private let readerDone = DispatchSemaphore(value: 0)
 
+    /// Binds the socket and starts a thread that reads every datagram at once, as systemd does: a sender is never
+    /// blocked by a full queue (`net.unix.max_dgram_qlen` is only 10 here).
     public init(path: String) throws {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw TestSupportError("bind \(path): \(String(cString: strerror(errno)))") }
+        fd = try bindDatagramSocket(path)
+        Thread { [self] in
+            readLoop()
+            readerDone.signal()
+        }.start()
     }
 
     deinit {
+        condition.lock()
+        closed = true
+        condition.unlock()
+        shutdown(fd, Int32(SHUT_RDWR))
+        readerDone.wait()
         close(fd)
         unlink(path)
     }
 
-    /// Forgets every notification received so far (queued in the socket or kept unmatched).
-    public func discardReceived() {
-        unmatched.removeAll()
+    private func readLoop() {
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
+        while true {
+            condition.lock()
+            let stop = closed
+            condition.unlock()
+            if stop { return }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 200)
+            if ready < 0 && errno != EINTR { return }
+            guard ready > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard n > 0 else { continue }
+            let text = String(decoding: buffer[0..<n], as: UTF8.self)
+            condition.lock()
+            all.append(text)
+            unmatched.append(text)
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 
-    /// Notifications received but not yet matched by `wait(for:)`, oldest first.
-    private var unmatched: [String] = []
+    /// Forgets every notification received so far.
+    public func discardReceived() {
+        condition.lock()
+        unmatched.removeAll()
+        condition.unlock()
+    }
 
     /// Waits for a notification containing a line that starts with `prefix` (for example `READY=1`), whether it
     /// arrived before this call or arrives later; each notification is matched once. Returns its text.
     @discardableResult
     public func wait(for prefix: String, timeout: Double = 120) throws -> String {
         func matches(_ text: String) -> Bool { text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) }
-        if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
         let deadline = Date().addingTimeInterval(timeout)
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        condition.lock()
+        defer { condition.unlock() }
         while true {
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { throw TestSupportError("no \(prefix) notification within \(timeout) s") }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(remaining * 1000))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { continue }
-            let text = String(decoding: buffer[0..<n], as: UTF8.self)
-            if matches(text) { return text }
-            unmatched.append(text)
+            if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
+            guard condition.wait(until: deadline) else {
+                if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
+                throw TestSupportError("no \(prefix) notification within \(timeout) s")
+            }
         }
+    }
+
+    /// Every notification received so far, matched or not, oldest first, without waiting.
+    public func history() -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return all
+    }
+
+    /// Every notification received so far and not yet matched by `wait(for:)`, oldest first, without waiting.
+    public func received() -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return unmatched
+    }
+}
+
+/// Creates a close-on-exec datagram socket bound to `path` (a Unix socket path).
+func bindDatagramSocket(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        close(fd)
+        throw TestSupportError("socket path too long: \(path)")
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+        let message = String(cString: strerror(errno))
+        close(fd)
+        throw TestSupportError("bind \(path): \(message)")
+    }
+    return fd
+}
+
+/// A stand-in for journald's native socket (`/run/systemd/journal/socket`): receives the datagrams that
+/// `sd_journal_sendv` sends and decodes their fields, so tests can await a log entry.
+public final class JournalListener: @unchecked Sendable {
+    /// One journal entry: its fields in the order sent (a field may repeat).
+    public struct Entry: Sendable, CustomStringConvertible {
+        public var fields: [(name: String, value: String)]
+        /// The first value of field `name`.
+        public subscript(name: String) -> String? { fields.first(where: { $0.name == name })?.value }
+        public var description: String { fields.map { "\($0.name)=\($0.value)" }.joined(separator: " | ") }
+    }
+
+    public let path: String
+    private let fd: Int32
+    private var unmatched: [Entry] = []
+    private var closed = false
+    private let condition = NSCondition()
+    private let readerDone = DispatchSemaphore(value: 0)
+
+    /// Binds the socket and reads every datagram at once on a thread of its own, as journald does (a queue of
+    /// more than `net.unix.max_dgram_qlen` unread entries would make the sender drop them).
+    public init(path: String) throws {
+        self.path = path
+        fd = try bindDatagramSocket(path)
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        Thread { [self] in
+            readLoop()
+            readerDone.signal()
+        }.start()
+    }
+
+    deinit {
+        condition.lock()
+        closed = true
+        condition.unlock()
+        readerDone.wait()
+        close(fd)
+        unlink(path)
+    }
+
+    private func readLoop() {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            condition.lock()
+            let stop = closed
+            condition.unlock()
+            if stop { return }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 200)
+            if ready < 0 && errno != EINTR { return }
+            guard ready > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard n > 0, let entry = JournalListener.decode(buffer[0..<n]) else { continue }
+            condition.lock()
+            unmatched.append(entry)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Waits for an entry satisfying `matches` (received before this call or later); each entry is matched once.
+    @discardableResult
+    public func wait(timeout: Double = 120, where matches: (Entry) -> Bool) throws -> Entry {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
+            guard condition.wait(until: deadline) else {
+                if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
+                throw TestSupportError("no matching journal entry within \(timeout) s; received:\n" + unmatched.map(\.description).joined(separator: "\n"))
+            }
+        }
+    }
+
+    /// Decodes journald's native protocol: `NAME=value\n`, or `NAME\n`, a 64-bit little-endian length, the value
+    /// and `\n` for values that contain newlines. Nil if the datagram is malformed.
+    public static func decode(_ bytes: ArraySlice<UInt8>) -> Entry? {
+        var fields: [(name: String, value: String)] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            guard let stop = bytes[i...].firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == 0x0A }) else { return nil }
+            let name = String(decoding: bytes[i..<stop], as: UTF8.self)
+            if bytes[stop] == UInt8(ascii: "=") {
+                let end = bytes[stop...].firstIndex(of: 0x0A) ?? bytes.endIndex
+                fields.append((name, String(decoding: bytes[(stop + 1)..<end], as: UTF8.self)))
+                i = end + 1
+            } else {
+                guard bytes.endIndex - (stop + 1) >= 8 else { return nil }
+                var length = 0
+                for k in 0..<8 { length |= Int(bytes[stop + 1 + k]) << (8 * k) }
+                let start = stop + 9
+                guard length >= 0, bytes.endIndex - start >= length + 1 else { return nil }
+                fields.append((name, String(decoding: bytes[start..<(start + length)], as: UTF8.self)))
+                i = start + length + 1
+            }
+        }
+        return Entry(fields: fields)
     }
 }
 
@@ -184,10 +343,11 @@ public final class DaemonProcess {
     }
 
     /// Starts ragd with `arguments` (sources, state dir and socket are up to the caller) in `workDirectory`.
-    /// With a `launcher` (for example `["unshare", "--user", …, "sh", "-c", "…; exec \"$0\" \"$@\""]`), that
-    /// command is run with ragd's path and arguments appended.
+    /// With a `launcher` (a program and its arguments), runs `launcher + [ragd] + arguments` instead, for ragd under
+    /// `systemd-socket-activate` or `unshare`; the launcher must exec ragd so that the pid stays ragd's. With
+    /// `journalStream`, sets `JOURNAL_STREAM` to the log file's device and inode, as systemd does when stderr is the journal.
     public init(arguments: [String], socketPath: String, workDirectory: String, environment: [String: String] = [:],
-                launcher: [String] = []) throws {
+                launcher: [String] = [], journalStream: Bool = false) throws {
         self.socketPath = socketPath
         guard FileManager.default.isExecutableFile(atPath: DaemonProcess.binary) else {
             throw TestSupportError("ragd is not built at \(DaemonProcess.binary); run `swift build` first (make test does)")
@@ -196,8 +356,8 @@ public final class DaemonProcess {
         logPath = workDirectory + "/ragd-\(UInt32.random(in: 0...UInt32.max)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
-        if let first = launcher.first {
-            process.executableURL = URL(fileURLWithPath: first.hasPrefix("/") ? first : "/usr/bin/" + first)
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/" + program)
             process.arguments = Array(launcher.dropFirst()) + [DaemonProcess.binary] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
@@ -208,6 +368,11 @@ public final class DaemonProcess {
         env.removeValue(forKey: "LISTEN_FDS")
         env.removeValue(forKey: "LISTEN_PID")
         env.removeValue(forKey: "JOURNAL_STREAM")
+        if journalStream {
+            var st = stat()
+            guard stat(logPath, &st) == 0 else { throw TestSupportError("stat \(logPath): \(String(cString: strerror(errno)))") }
+            env["JOURNAL_STREAM"] = "\(st.st_dev):\(st.st_ino)"
+        }
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardOutput = log
@@ -244,6 +409,26 @@ public final class DaemonProcess {
 
     /// The daemon's output so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the output contains `text`, woken by inotify whenever the log file is written.
+    public func waitForLog(containing text: String, timeout: Double = 120) throws {
+        let watch = inotify_init1(Int32(IN_CLOEXEC))
+        guard watch >= 0 else { throw TestSupportError("inotify_init1: \(String(cString: strerror(errno)))") }
+        defer { close(watch) }
+        guard inotify_add_watch(watch, logPath, UInt32(IN_MODIFY)) >= 0 else {
+            throw TestSupportError("inotify_add_watch \(logPath): \(String(cString: strerror(errno)))")
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var events = [UInt8](repeating: 0, count: 4096)
+        while !log.contains(text) {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw TestSupportError("no '\(text)' in the output within \(timeout) s; output:\n\(log)") }
+            var pfd = pollfd(fd: watch, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, Int32(remaining * 1000)) > 0 {
+                _ = events.withUnsafeMutableBytes { read(watch, $0.baseAddress, $0.count) }
+            }
+        }
+    }
 
     /// Sends `signal` and waits for the exit; returns the exit status (or the signal number if killed).
     @discardableResult

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Foundation
 import Glibc
 import Logging
 import NIOPosix
@@ -43,6 +44,9 @@ struct Daemon: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("TOML configuration file (default: $CONFIGURATION_DIRECTORY/ragd.toml when set).", valueName: "file"))
     var config: String?
 
+    @Option(name: .long, help: ArgumentHelp("Sentence-transformers model folder for dense and hybrid search (overrides [model] path).", valueName: "dir"))
+    var model: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical (overrides log_level).", valueName: "level"))
     var logLevel: String?
 
@@ -64,7 +68,13 @@ struct Daemon: AsyncParsableCommand {
         let journal = Systemd.stderrIsJournal
         LogLevelControl.set(level)
         LoggingSystem.bootstrap { label in
-            StderrLogHandler(label: label, journal: journal)
+            if journal {
+                var handler = JournaldLogHandler(label: label)
+                handler.logLevel = level
+                handler.levelProvider = { LogLevelControl.level }
+                return handler
+            }
+            return StderrLogHandler(label: label, journal: journal)
         }
         let logger = Logger(label: "ragd")
         do {
@@ -91,6 +101,7 @@ struct Daemon: AsyncParsableCommand {
             settings.sources = try source.map { SourceSettings(path: try absolutePath($0)) }
         }
         if let stateDir { settings.stateDirectory = try absolutePath(stateDir) }
+        if let model { settings.model.path = try absolutePath(model) }
         if let socket { settings.socket.path = try absolutePath(socket) }
         if let logLevel {
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
@@ -153,27 +164,25 @@ struct Daemon: AsyncParsableCommand {
             watcher = nil
             logger.error("cannot watch the sources; changes are picked up by the periodic rescan only", metadata: ["error": "\(error)"])
         }
-        let model = loadEmbedder(settings.model, logger: logger)
-        var embedWorker: EmbedWorker? = nil
-        if let embedder = model.embedder {
-            if let previous = try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions) {
-                logger.notice("the embedding model changed; re-embedding every chunk in the background while BM25 keeps answering",
-                              metadata: ["model.previous": "\(previous)", "model": "\(embedder.modelID)"])
-            }
-            embedWorker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.model.batchSize, logger: logger)
-        }
-        let embeddings = embedWorker
-        let statusReporter = StatusReporter.shared
+        let embeddings = Embeddings(store: store)
+        let firstPassLogged = Atomic<Bool>(false)
         let loop = IngestLoop(indexer: indexer, watcher: watcher,
                               configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
-            embeddings?.wake()
-            let counts = store.counts
-            statusReporter.report("ready; \(counts.files) files, \(counts.chunks) chunks")
+            embeddings.worker?.wake()
+            embeddings.reportStatus()
+            if status.scans == 1 && firstPassLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                let counts = store.counts
+                logger.notice("index ready", metadata: ["files": "\(counts.files)", "chunks": "\(counts.chunks)",
+                                                        "scan.seconds": "\((status.lastScanSeconds * 1000).rounded() / 1000)"])
+            }
         }
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
-                                embedder: model.embedder, queryCacheSize: settings.model.queryCache)
-        var responder = IndexResponder(searcher: searcher, sync: { loop.sync(timeout: $0) }) {
+                                embedder: nil, queryCacheSize: settings.model.queryCache)
+        var responder = IndexResponder(searcher: searcher, sync: { timeout in
+            let deadline = Date().addingTimeInterval(timeout)
+            return loop.sync(timeout: timeout) && embeddings.waitUntilCaughtUp(timeout: max(0, deadline.timeIntervalSinceNow))
+        }) {
             let sourceRoots = indexer.configuration.sources.map(\.root)
             let status = indexer.status
             let watch = watcher?.status
@@ -191,7 +200,8 @@ struct Daemon: AsyncParsableCommand {
                 }
             }
             let counts = store.counts
-            let embeddingsPending = embeddings?.pending ?? 0
+            let embeddingsPending = embeddings.pending
+            let phase = embeddings.phase
             let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
@@ -213,14 +223,14 @@ struct Daemon: AsyncParsableCommand {
                                      ("unreadable", .int(Int64(status.unreadable)))])),
                 ("scans", .int(Int64(status.scans))),
                 ("last_scan_s", .double((status.lastScanSeconds * 1000).rounded() / 1000)),
-                ("modes", model.embedder == nil ? ["bm25"] : ["bm25", "dense", "hybrid"]),
+                ("modes", searcher.embedder == nil ? ["bm25"] : ["bm25", "dense", "hybrid"]),
                 ("embeddings", .object([
-                    ("model", model.embedder.map { .string($0.modelID) } ?? .null),
-                    ("dimensions", .int(Int64(model.embedder?.dimensions ?? 0))),
+                    ("model", phase.embedder.map { .string($0.modelID) } ?? .null),
+                    ("dimensions", .int(Int64(phase.embedder?.dimensions ?? 0))),
                     ("embedded", .int(Int64(store.embeddingCounts.embedded))),
                     ("pending", .int(Int64(embeddingsPending))),
-                    ("state", .string(model.embedder == nil ? "unavailable" : (embeddingsPending > 0 ? "embedding" : "ready"))),
-                    ("reason", model.reason.map { .string($0) } ?? .null),
+                    ("state", .string(phase.state(pending: embeddingsPending))),
+                    ("reason", phase.reason.map { .string($0) } ?? .null),
                 ])),
                 ("index_path", .string(indexDirectory)),
                 ("version", .string(ragdVersion)),
@@ -230,7 +240,7 @@ struct Daemon: AsyncParsableCommand {
         }
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
-        if let reason = model.reason { responder.denseUnavailableReason = reason }
+        responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let inherited = Systemd.inheritedListeningSocket()
         let server = SocketServer(
             configuration: ServerConfiguration(
@@ -239,12 +249,12 @@ struct Daemon: AsyncParsableCommand {
                 limits: RequestLimits(maxK: settings.limits.maxK, maxQueryBytes: settings.limits.maxQueryBytes),
                 maximumConnections: settings.limits.maxConnections),
             responder: responder, logger: logger,
-            onBound: { Systemd.notify("READY=1\nSTATUS=serving; reconciling the index") })
+            onBound: { Systemd.notify("READY=1") })
         if inherited == nil {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
         let indexerService = IndexerService(loop: loop, logger: logger)
-        let embedService = EmbedService(worker: embedWorker)
+        let embedService = EmbedService(embeddings: embeddings, settings: settings.model, searcher: searcher, logger: logger)
         // Trap SIGHUP before READY=1 is sent, so an early reload request cannot kill the daemon.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reloadService = ReloadService(signals: hangups, logger: logger, current: settings) { [self] in
@@ -271,10 +281,18 @@ struct Daemon: AsyncParsableCommand {
                 logger.warning("some changed settings take effect only after a restart", metadata: ["settings": "\(needRestart)"])
             }
         }
+        // Last, so that it is the first told of a graceful shutdown and sends STOPPING=1 at once. WATCHDOG=1 only
+        // while a read transaction succeeds and neither the ingest loop nor the embedder is stuck.
+        let watchdog = WatchdogService(logger: logger, probe: {
+            ((try? store.withSnapshot { _ in true }) ?? false) && loop.isHealthy() && (embeddings.worker?.isHealthy() ?? true)
+        })
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: indexerService), .init(service: embedService), .init(service: server), .init(service: reloadService)],
+            services: [.init(service: indexerService), .init(service: embedService), .init(service: server), .init(service: reloadService),
+                       .init(service: watchdog)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        // Sent before the indexer runs, so its STATUS=ready always comes later, whenever the socket is bound.
+        Systemd.notify("STATUS=reconciling the index")
         try await group.run()
         Systemd.notify("STOPPING=1")
         logger.notice("stopped")
@@ -345,18 +363,109 @@ struct ReloadService: Service {
     }
 }
 
-/// Runs the embedding worker on its own thread until graceful shutdown.
+/// The embedding side's state: loading the model, running, or unavailable (with the reason).
+final class Embeddings: Sendable {
+    struct Phase: Sendable {
+        var loading = true
+        var embedder: (any Embedder)?
+        var worker: EmbedWorker?
+        var reason: String?
+
+        func state(pending: Int) -> String {
+            if loading { return "loading" }
+            if embedder == nil { return "unavailable" }
+            return pending > 0 ? "embedding" : "ready"
+        }
+    }
+    let store: Store
+    private let current = Mutex(Phase())
+    /// Broadcast on every change of phase and after every embedding batch.
+    private let progress = NSCondition()
+    init(store: Store) { self.store = store }
+
+    var phase: Phase { current.withLock { $0 } }
+    var worker: EmbedWorker? { phase.worker }
+    func set(_ phase: Phase) {
+        current.withLock { $0 = phase }
+        changed()
+        reportStatus()
+    }
+
+    func changed() {
+        progress.lock()
+        progress.broadcast()
+        progress.unlock()
+    }
+
+    /// Tells systemd where things stand: `ready; N files, M chunks` only once vectors have caught up too.
+    func reportStatus() {
+        let counts = store.counts
+        let waiting = pending
+        if waiting > 0 && !phase.loading {
+            StatusReporter.shared.report("embedding; \(store.embeddingCounts.embedded)/\(counts.chunks) chunks have vectors")
+        } else if waiting > 0 {
+            StatusReporter.shared.report("serving BM25; loading the embedding model")
+        } else {
+            StatusReporter.shared.report("ready; \(counts.files) files, \(counts.chunks) chunks")
+        }
+    }
+
+    /// Waits until the model is loaded (or known unavailable) and every chunk has its vector.
+    func waitUntilCaughtUp(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        progress.lock()
+        defer { progress.unlock() }
+        while phase.loading || pending > 0 {
+            if !progress.wait(until: deadline) { return !phase.loading && pending == 0 }
+        }
+        return true
+    }
+
+    /// Chunks still waiting for a vector; while the model loads, every chunk without one.
+    var pending: Int {
+        let phase = self.phase
+        if phase.loading { let counts = store.embeddingCounts; return max(0, counts.chunks - counts.embedded) }
+        return phase.worker?.pending ?? 0
+    }
+}
+
+/// Loads the model in the background (the socket answers BM25 meanwhile), then runs the embedding worker on its
+/// own thread until graceful shutdown.
 struct EmbedService: Service {
-    let worker: EmbedWorker?
+    let embeddings: Embeddings
+    let settings: ModelSettings
+    let searcher: Searcher
+    let logger: Logger
 
     func run() async throws {
-        guard let worker else {
-            try? await gracefulShutdown()
-            return
-        }
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
+        let model = try await pool.runIfActive { loadEmbedder(settings, logger: logger) }
+        guard let embedder = model.embedder else {
+            embeddings.set(.init(loading: false, embedder: nil, worker: nil, reason: model.reason))
+            try? await gracefulShutdown()
+            return
+        }
+        let store = embeddings.store
+        do {
+            if let previous = try await pool.runIfActive({ try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions) }) {
+                logger.notice("the embedding model changed; re-embedding every chunk in the background while BM25 keeps answering",
+                              metadata: ["model.previous": "\(previous)", "model": "\(embedder.modelID)"])
+            }
+        } catch {
+            let reason = "cannot load the stored vectors: \(error)"
+            logger.error("dense retrieval is unavailable; serving BM25 only", metadata: ["reason": "\(reason)"])
+            embeddings.set(.init(loading: false, embedder: nil, worker: nil, reason: reason))
+            try? await gracefulShutdown()
+            return
+        }
+        let worker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.batchSize, logger: logger) { [embeddings] in
+            embeddings.changed()
+            embeddings.reportStatus()
+        }
+        searcher.setEmbedder(embedder)
+        embeddings.set(.init(loading: false, embedder: embedder, worker: worker, reason: nil))
         try await withGracefulShutdownHandler {
             try await pool.runIfActive { worker.run() }
         } onGracefulShutdown: {

@@ -130,8 +130,9 @@ struct DaemonTests {
                 (#"{"id":1,"op":"search","query":"x","k":0}"#, "invalid_argument"),
                 (#"{"id":1,"op":"search","query":"x","k":"ten"}"#, "invalid_argument"),
                 (#"{"id":1,"op":"search","query":["x"]}"#, "invalid_argument"),
-                (#"{"id":1,"op":"search","query":"x","mode":"dense"}"#, "unsupported"),
-                (#"{"id":1,"op":"search","query":"x","mode":"hybrid"}"#, "unsupported"),
+                (#"{"id":1,"op":"search","query":"x","fusion":"max"}"#, "invalid_argument"),
+                (#"{"id":1,"op":"search","query":"x","dense_weight":2}"#, "invalid_argument"),
+                (#"{"id":1,"op":"sync","timeout_ms":-5}"#, "invalid_argument"),
                 (#"{"id":1,"op":"get","path":"/etc/passwd"}"#, "not_found"),
                 (#"{"id":1,"op":"get","chunk":999999}"#, "not_found"),
             ]
@@ -343,6 +344,66 @@ struct DaemonTests {
             #expect(try paths("penguin") == [dir + "/b/two.md"])
             #expect(daemon.log.contains("\(config):2"))
             #expect(daemon.stop() == 0)
+        }
+    }
+
+    @Test func denseAndHybridWithTheRealModel() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = dir + "/docs"
+            try writeFile(docs + "/cats.md", "# Pets\n\nA kitten is a young cat. Kittens like to sleep in warm places.\n")
+            try writeFile(docs + "/cars.md", "# Engines\n\nThe combustion engine burns petrol to turn the crankshaft.\n")
+            try writeFile(docs + "/limits.md", "# Limits\n\nRaise fs.inotify.max_user_watches when ragd runs out of watches.\n")
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let client = try daemon.client()
+            _ = try client.request(#"{"id":0,"op":"sync","timeout_ms":120000}"#)
+            let status = try json(client.request(#"{"id":1,"op":"status"}"#))
+            #expect(status["modes"] == ["bm25", "dense", "hybrid"])
+            #expect(status["embeddings"]?["state"] == "ready", "\(status.serialized())")
+            #expect(status["embeddings"]?["pending"] == 0)
+            #expect(status["pending"] == 0)
+            #expect(status["embeddings"]?["model"]?.stringValue?.hasPrefix("all-MiniLM-L6-v2@53aa51172d14") == true)
+            // A paraphrase with no shared words: only the dense side can find it.
+            let dense = try json(client.request(#"{"id":2,"op":"search","query":"where do baby felines nap","k":3,"mode":"dense"}"#))
+            let top = try #require(dense["results"]?.arrayValue?.first)
+            #expect(top["path"]?.stringValue == docs + "/cats.md")
+            #expect((top["dense"]?.doubleValue ?? 0) > 0.3)
+            #expect(top["score"] == top["dense"])
+            // Hybrid keeps exact identifiers strong and reports both components.
+            let hybrid = try json(client.request(#"{"id":3,"op":"search","query":"max_user_watches","k":3}"#))
+            let best = try #require(hybrid["results"]?.arrayValue?.first)
+            #expect(hybrid["mode"] == "hybrid")
+            #expect(best["path"]?.stringValue == docs + "/limits.md")
+            #expect(best["bm25"]?.doubleValue != nil && best["dense"]?.doubleValue != nil)
+            let weighted = try json(client.request(#"{"id":4,"op":"search","query":"petrol engine","k":3,"fusion":"weighted","dense_weight":0.7}"#))
+            #expect(weighted["results"]?.arrayValue?.first?["path"]?.stringValue == docs + "/cars.md")
+            // Filters apply to the dense side before the cut.
+            let filtered = try json(client.request(#"{"id":5,"op":"search","query":"kitten","k":3,"mode":"dense","filter":{"path_prefix":"\#(docs)/cars.md"}}"#))
+            #expect(filtered["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [docs + "/cars.md"])
+            // Edits re-embed only new text; a restart embeds nothing.
+            try writeFile(docs + "/cats.md", "# Pets\n\nA kitten is a young cat. Kittens like to sleep in warm places.\n\n## Food\n\nCats eat fish.\n")
+            _ = try client.request(#"{"id":6,"op":"sync","timeout_ms":120000}"#)
+            let after = try json(client.request(#"{"id":7,"op":"search","query":"what do felines eat","k":1,"mode":"dense"}"#))
+            #expect(after["results"]?.arrayValue?.first?["heading"] == "Pets > Food")
+            #expect(daemon.stop() == 0)
+        }
+    }
+
+    @Test func denseModesAnswerUnsupportedWithoutAModel() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeDocs(dir)
+            try writeFile(dir + "/ragd.toml", "[model]\nenabled = false\n")
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir, extraArguments: ["--config", dir + "/ragd.toml"])
+            let client = try daemon.client()
+            for mode in ["dense", "hybrid"] {
+                let reply = try json(client.request(#"{"id":1,"op":"search","query":"keys","mode":"\#(mode)"}"#))
+                #expect(reply["error"]?["code"] == "unsupported")
+                #expect(reply["error"]?["message"]?.stringValue?.contains("disabled") == true)
+            }
+            #expect(try json(client.request(#"{"id":2,"op":"search","query":"keys","mode":"bm25"}"#))["ok"] == true)
+            let status = try json(client.request(#"{"id":3,"op":"status"}"#))
+            #expect(status["modes"] == ["bm25"])
+            #expect(status["embeddings"]?["state"] == "unavailable")
+            daemon.stop()
         }
     }
 }

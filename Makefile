@@ -97,6 +97,11 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 	  echo "installed $(DESTDIR)$(CONFDIR)/ragd.toml: list your documentation folders in it"; \
 	fi
 	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
+	@# The embedding model, where ragd looks by default ($(PREFIX)/share/ragd/models/all-MiniLM-L6-v2).
+	@if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then \
+	  install -d $(DESTDIR)$(PREFIX)/share/ragd/models && cp -r models/all-MiniLM-L6-v2 $(DESTDIR)$(PREFIX)/share/ragd/models/ && \
+	  chmod -R a+rX $(DESTDIR)$(PREFIX)/share/ragd; \
+	else echo "no model in models/ (run make model): ragd will serve BM25 only"; fi
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
 
 ## uninstall: remove what install put in place, except the configuration and the index in /var/lib/ragd
@@ -106,7 +111,7 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/ragd $(DESTDIR)$(BINDIR)/ragctl
 	rm -f $(DESTDIR)$(UNITDIR)/ragd.service $(DESTDIR)$(UNITDIR)/ragd.socket
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/ragd
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
 	@echo "kept $(DESTDIR)$(CONFDIR)/ragd.toml and the index (/var/lib/private/ragd); remove them by hand if unwanted"
 

@@ -69,8 +69,8 @@ struct Search: ParsableCommand {
     @Option(name: [.customShort("k"), .long], help: "Number of hits (1 to the daemon's max_k).")
     var k: Int = 10
 
-    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (this ragd serves bm25 only).")
-    var mode: String = "bm25"
+    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (BM25 and dense fused).")
+    var mode: String = "hybrid"
 
     @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"))
     var pathPrefix: [String] = []

@@ -114,11 +114,14 @@ public struct ModelSettings: Sendable, Equatable {
     public var batchSize: Int
     /// `query_cache`: query embeddings kept for repeated queries.
     public var queryCache: Int
-    public init(path: String? = nil, enabled: Bool = true, batchSize: Int = 32, queryCache: Int = 256) {
+    /// `threads`: embedding threads (each runs one-threaded BLAS products, so queries are never queued behind them).
+    public var threads: Int
+    public init(path: String? = nil, enabled: Bool = true, batchSize: Int = 32, queryCache: Int = 256, threads: Int = 2) {
         self.path = path
         self.enabled = enabled
         self.batchSize = batchSize
         self.queryCache = queryCache
+        self.threads = threads
     }
 }
 
@@ -271,7 +274,11 @@ private struct ConfigReader {
 
         if let model = try table(root, "model", prefix: "") {
             let p = "model."
-            try checkKeys(model, prefix: p, allowed: ["path", "enabled", "batch_size", "query_cache"])
+            try checkKeys(model, prefix: p, allowed: ["path", "enabled", "batch_size", "query_cache", "threads"])
+            if let (v, line) = try integer(model, "threads", prefix: p) {
+                guard v >= 1, v <= 64 else { throw fail(p + "threads", line, "must be between 1 and 64, got \(v)") }
+                config.model.threads = v
+            }
             if let (path, line) = try string(model, "path", prefix: p) {
                 guard !path.isEmpty else { throw fail(p + "path", line, "must not be empty") }
                 config.model.path = ConfigPath.resolve(path, against: baseDirectory)

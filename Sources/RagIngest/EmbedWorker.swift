@@ -16,6 +16,8 @@ public final class EmbedWorker: Sendable {
     private let stopped = Atomic<Bool>(false)
     /// Chunks whose embedding failed (not retried until restart).
     private let failed = Mutex(Set<UInt32>())
+    /// Chunks another thread of this worker is embedding now (`run()` may run on several threads).
+    private let claimed = Mutex(Set<UInt32>())
     private let embeddedCount = Atomic<Int>(0)
     private let busySince = Atomic<UInt64>(0)
     private let onBatch: @Sendable () -> Void
@@ -51,15 +53,27 @@ public final class EmbedWorker: Sendable {
 
     public func stop() {
         stopped.store(true, ordering: .relaxed)
-        wakeUp.signal()
+        for _ in 0..<8 { wakeUp.signal() }
     }
 
+    /// The worker loop; returns after `stop()`. May run on several threads at once (each embeds its own batches).
     public func run() {
         var announced = false
         while !stopped.load(ordering: .relaxed) {
             let skip = failed.withLock { $0 }
-            let ids = store.chunksWithoutEmbedding(limit: batchSize + skip.count).filter { !skip.contains($0) }.prefix(batchSize)
+            let candidates = store.chunksWithoutEmbedding(limit: batchSize * 4 + skip.count).filter { !skip.contains($0) }
+            let ids: [UInt32] = claimed.withLock { claimed in
+                let mine = Array(candidates.filter { !claimed.contains($0) }.prefix(batchSize))
+                claimed.formUnion(mine)
+                return mine
+            }
+            defer { claimed.withLock { $0.subtract(ids) } }
             if ids.isEmpty {
+                if !candidates.isEmpty {
+                    // Everything left is being embedded by another thread.
+                    _ = wakeUp.wait(timeout: .now() + .milliseconds(50))
+                    continue
+                }
                 onBatch()
                 if announced {
                     logger.info("embeddings up to date", metadata: ["embedded": "\(embedded)"])

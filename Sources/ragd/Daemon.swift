@@ -438,7 +438,8 @@ struct EmbedService: Service {
     let logger: Logger
 
     func run() async throws {
-        let pool = NIOThreadPool(numberOfThreads: 1)
+        let threads = max(1, settings.threads)
+        let pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
         let model = try await pool.runIfActive { loadEmbedder(settings, logger: logger) }
@@ -466,8 +467,12 @@ struct EmbedService: Service {
         }
         searcher.setEmbedder(embedder)
         embeddings.set(.init(loading: false, embedder: embedder, worker: worker, reason: nil))
+        // Each thread runs single-threaded BLAS products, so queries embed side by side with them.
         try await withGracefulShutdownHandler {
-            try await pool.runIfActive { worker.run() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<threads { group.addTask { try await pool.runIfActive { worker.run() } } }
+                try await group.waitForAll()
+            }
         } onGracefulShutdown: {
             worker.stop()
         }

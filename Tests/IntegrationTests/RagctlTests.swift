@@ -32,7 +32,7 @@ struct RagctlTests {
             let get = try runProgram(ctl, ["get", docs + "/install.md:3-5"], environment: env)
             #expect(get.stdout == "## Keys\n\nImport the signing keys with gpg.\n")
 
-            #expect(try runProgram(ctl, ["search", "zebra", "--fail-empty"], environment: env).status == 1)
+            #expect(try runProgram(ctl, ["search", "zebra", "--mode", "bm25", "--fail-empty"], environment: env).status == 1)
             #expect(try runProgram(ctl, ["search"], environment: env).status == 2)
             #expect(try runProgram(ctl, ["search", "x", "-k", "0"], environment: env).status == 2)
             let bad = try runProgram(ctl, ["get", docs + "/install.md:90-95"], environment: env)

@@ -14,7 +14,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "eval"))
-from ragd_client import start_daemon, stop_daemon, wait_for_socket  # noqa: E402
+from ragd_client import start_daemon, stop_daemon, wait_for_socket, wait_until_indexed  # noqa: E402
 from beir_eval import load_jsonl, load_qrels, ndcg_at, write_corpus  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main():
     proc = start_daemon(os.path.abspath(args.ragd), [docs], state, sock, (), os.path.join(args.work, name, "ragd.log"))
     try:
         client = wait_for_socket(sock, proc, timeout=120)
-        client.call("sync", timeout_ms=3_600_000)
+        wait_until_indexed(client, timeout=3600, poll=0.5)
         candidates = [("rrf", {"fusion": "rrf"})]
         candidates += [(f"weighted w={w}", {"fusion": "weighted", "dense_weight": w}) for w in
                        (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]

@@ -133,7 +133,8 @@ public struct SearchSettings: Sendable, Equatable {
     public var denseWeight: Double
     /// `rrf_k`: the constant of reciprocal rank fusion.
     public var rrfK: Double
-    public init(fusion: String = "rrf", denseWeight: Double = 0.5, rrfK: Double = 60) {
+    /// Defaults chosen on SciFact's train qrels (bench/tune_fusion.py): weighted fusion with dense weight 0.7.
+    public init(fusion: String = "weighted", denseWeight: Double = 0.7, rrfK: Double = 60) {
         self.fusion = fusion
         self.denseWeight = denseWeight
         self.rrfK = rrfK

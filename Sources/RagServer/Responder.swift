@@ -29,7 +29,7 @@ public struct IndexResponder: RequestResponder {
                 status: @escaping @Sendable () -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
-        self.defaultFusion = .reciprocalRank(k: 60)
+        self.defaultFusion = .weighted(denseWeight: 0.7)
         self.denseUnavailable = { "no embedding model is loaded" }
         self.sync = sync
         self.status = status
@@ -84,7 +84,7 @@ public struct IndexResponder: RequestResponder {
                     switch request.fusion.method {
                     case .rrf: fusion = .reciprocalRank(k: 60)
                     case .weighted:
-                        if case .weighted(let w) = defaultFusion { fusion = .weighted(denseWeight: w) } else { fusion = .weighted(denseWeight: 0.5) }
+                        if case .weighted(let w) = defaultFusion { fusion = .weighted(denseWeight: w) } else { fusion = .weighted(denseWeight: 0.7) }
                     case nil: break
                     }
                     if let weight = request.fusion.denseWeight {

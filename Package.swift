@@ -88,6 +88,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
 
+        // Dense and hybrid query latency at scale (bench/, not installed).
+        .executableTarget(name: "dense-bench", dependencies: ["RagCore", "RagStore", "RagQuery", "RagEmbed"], swiftSettings: swiftSettings),
+
         .testTarget(name: "RagCoreTests", dependencies: ["RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagProtocolTests", dependencies: ["RagProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RagConfigTests", dependencies: ["RagConfig", "RagTestSupport"], swiftSettings: swiftSettings),

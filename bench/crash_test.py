@@ -159,7 +159,7 @@ def main():
         # Final: the survivor's index, synced with the disk, against a fresh index of the same files.
         proc = start_daemon(ragd, [docs], state, sock, (), log)
         client = wait_for_socket(sock, proc, timeout=60)
-        client.call("sync", timeout_ms=600000)
+        client.call("sync", timeout_ms=600000, vectors=False)
         final_inventory = inventory(client)
         queries = [" ".join(rng.sample(WORDS, 3)) for _ in range(50)]
         final_answers = answers(client, queries)
@@ -169,7 +169,7 @@ def main():
         os.makedirs(fresh_state)
         proc = start_daemon(ragd, [docs], fresh_state, fresh_sock, (), os.path.join(work, "fresh.log"))
         client = wait_for_socket(fresh_sock, proc, timeout=60)
-        client.call("sync", timeout_ms=600000)
+        client.call("sync", timeout_ms=600000, vectors=False)
         fresh_inventory = inventory(client)
         fresh_answers = answers(client, queries)
         client.close()

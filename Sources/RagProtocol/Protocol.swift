@@ -104,7 +104,7 @@ public enum Request: Sendable, Equatable {
     case get(GetRequest)
     case ping
     /// Wait until every change made on disk before the request is searchable (at most `timeout` seconds).
-    case sync(timeout: Double)
+    case sync(timeout: Double, vectors: Bool)
     /// The indexed files (optionally under a path prefix) with size, mtime, content hash and chunk count.
     case files(pathPrefix: String?)
 }
@@ -183,7 +183,12 @@ public enum RequestDecoder {
                 }
                 timeout = Double(ms) / 1000
             }
-            return .sync(timeout: timeout)
+            var vectors = true
+            if let v = value["vectors"], v != .null {
+                guard let flag = v.boolValue else { throw WireError(.invalidArgument, "field 'vectors' must be a boolean") }
+                vectors = flag
+            }
+            return .sync(timeout: timeout, vectors: vectors)
         default:
             throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, files, sync, ping")
         }

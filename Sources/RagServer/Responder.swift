@@ -16,8 +16,8 @@ public struct IndexResponder: RequestResponder {
     public let searcher: Searcher
     /// Fields of the `status` reply (`state`, `pending`, `files`, `chunks`, …), supplied by the daemon.
     public let status: @Sendable () -> [(String, JSONValue)]
-    /// Waits until changes made before the call are applied; false on timeout.
-    public let sync: @Sendable (Double) -> Bool
+    /// Waits until changes made before the call are applied (and, with `vectors`, embedded); false on timeout.
+    public let sync: @Sendable (Double, Bool) -> Bool
     /// Largest file text returned by `get`.
     public var maxGetBytes: Int
     /// Fusion used by hybrid searches that do not choose one.
@@ -25,7 +25,7 @@ public struct IndexResponder: RequestResponder {
     /// Why dense modes are unavailable right now (nil when they are available).
     public var denseUnavailable: @Sendable () -> String?
 
-    public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double) -> Bool = { _ in true },
+    public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable () -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
@@ -54,9 +54,9 @@ public struct IndexResponder: RequestResponder {
                                 ("title", record.title.map { .string($0) } ?? .null), ("tags", .array(record.tags.map { .string($0) }))])
             }
             return [("files", .array(list))]
-        case .sync(let timeout):
+        case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
-            guard sync(timeout) else {
+            guard sync(timeout, vectors) else {
                 throw WireError(.timeout, "changes were not all applied within \(Int(timeout * 1000)) ms")
             }
             let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6

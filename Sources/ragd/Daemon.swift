@@ -179,9 +179,10 @@ struct Daemon: AsyncParsableCommand {
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
-        var responder = IndexResponder(searcher: searcher, sync: { timeout in
+        var responder = IndexResponder(searcher: searcher, sync: { timeout, vectors in
             let deadline = Date().addingTimeInterval(timeout)
-            return loop.sync(timeout: timeout) && embeddings.waitUntilCaughtUp(timeout: max(0, deadline.timeIntervalSinceNow))
+            guard loop.sync(timeout: timeout) else { return false }
+            return !vectors || embeddings.waitUntilCaughtUp(timeout: max(0, deadline.timeIntervalSinceNow))
         }) {
             let sourceRoots = indexer.configuration.sources.map(\.root)
             let status = indexer.status

@@ -17,6 +17,12 @@ let kernelSettings: [SwiftSetting] = swiftSettings + [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+/// The dense scan kernel: AVX2 code generation (haswell, the x86-64-v3 level), optimised in debug builds too.
+let vectorKernelSettings: [SwiftSetting] = swiftSettings + [
+    .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "ragd",
     platforms: [.macOS(.v15)],
@@ -51,7 +57,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // BM25 retrieval over the store.
-        .target(name: "RagQuery", dependencies: ["RagCore", "RagStore"], swiftSettings: swiftSettings),
+        .target(name: "RagVectorKernels", swiftSettings: vectorKernelSettings),
+        .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [
             "RagCore", "RagProtocol", "RagQuery", "RagStore",

@@ -1,5 +1,6 @@
 import RagCore
 import RagStore
+import RagVectorKernels
 import Synchronization
 
 /// How BM25 and dense rankings are combined in hybrid mode.
@@ -107,21 +108,35 @@ extension Searcher {
             var heap = TopK(k: candidateCount)
             var allowedFile: [UInt32: Bool] = [:]
             let filtering = !filter.isEmpty
+            // Score rows in blocks with the vectorised kernel, then filter and keep the best.
+            let rowCount = min(vectors.scales.count, table.lengths.count)
+            let block = 4096
+            var sums = [Int32](repeating: 0, count: block)
             vectors.codes.withUnsafeBufferPointer { rows in
                 codes.withUnsafeBufferPointer { q in
                     vectors.scales.withUnsafeBufferPointer { scales in
-                        for index in 0..<min(scales.count, table.lengths.count) where scales[index] != 0 && table.lengths[index] != 0 {
-                            if filtering {
-                                let file = table.fileOf[index]
-                                let allowed: Bool
-                                if let cached = allowedFile[file] { allowed = cached } else {
-                                    allowed = table.files[file].map(filter.matches) ?? false
-                                    allowedFile[file] = allowed
+                        sums.withUnsafeMutableBufferPointer { out in
+                            var start = 0
+                            while start < rowCount {
+                                let count = min(block, rowCount - start)
+                                VectorKernels.dotRows(query: q.baseAddress!, rows: rows.baseAddress! + start * dims, rowCount: count,
+                                                      dims: dims, scores: out.baseAddress!)
+                                for offset in 0..<count {
+                                    let index = start + offset
+                                    guard scales[index] != 0 && table.lengths[index] != 0 else { continue }
+                                    if filtering {
+                                        let file = table.fileOf[index]
+                                        let allowed: Bool
+                                        if let cached = allowedFile[file] { allowed = cached } else {
+                                            allowed = table.files[file].map(filter.matches) ?? false
+                                            allowedFile[file] = allowed
+                                        }
+                                        if !allowed { continue }
+                                    }
+                                    heap.insert(id: UInt32(index), score: Float(out[offset]) * scales[index] * queryScale)
                                 }
-                                if !allowed { continue }
+                                start += count
                             }
-                            let score = Float(dotInt8(q.baseAddress!, rows.baseAddress! + index * dims, dims)) * scales[index] * queryScale
-                            heap.insert(id: UInt32(index), score: score)
                         }
                     }
                 }

@@ -26,6 +26,32 @@ struct BertTokenizerTests {
         #expect(tokenizer.encode(c.text) == c.minilm)
     }
 
+    /// Every string of minilm_tokens.json (over 1,000: scripts, emoji, controls, code, URLs, long words, real
+    /// documentation text; see Fixtures/corpus.py) gives exactly HuggingFace's ids, truncated at 256, and the
+    /// untruncated count.
+    @Test(.enabled(if: Fixtures.miniLMPresent, "needs models/all-MiniLM-L6-v2 (make model)"))
+    func miniLMCorpus() throws {
+        let tokenizer = try Self.miniLM.get()
+        let corpus = Fixtures.miniLMTokens
+        #expect(corpus.cases.count == corpus.count)
+        #expect(corpus.cases.count >= 1000)
+        #expect(corpus.cases.contains { $0.n > 256 } && corpus.cases.contains { $0.t.isEmpty })
+        var mismatches = 0
+        for c in corpus.cases {
+            let ids = tokenizer.encode(c.t)
+            let count = tokenizer.tokenCount(c.t)
+            if ids != c.ids || count != c.n {
+                mismatches += 1
+                if mismatches <= 20 {
+                    Issue.record("\(c.t.debugDescription.prefix(120)): ids \(ids) expected \(c.ids); count \(count) expected \(c.n)")
+                }
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(corpus.cases.count) strings differ")
+        print("minilm_tokens.json: \(corpus.cases.count) strings, \(corpus.cases.count - mismatches) identical, "
+              + "\(corpus.cases.filter { $0.n > 256 }.count) truncated at 256")
+    }
+
     @Test func wordPieceContinuationAndUnknown() throws {
         let tokenizer = try BertTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "a"])
         #expect(tokenizer.encode("unaffable") == [2, 4, 5, 6, 3])

@@ -51,7 +51,34 @@ enum Fixtures {
         var embedding: [Float]
     }
 
+    /// A string and its MiniLM ids from HuggingFace `tokenizers` (`ids` truncated at 256, `n` untruncated).
+    struct MiniLMTokens: Decodable, Sendable {
+        var t: String
+        var ids: [Int32]
+        var n: Int
+    }
+
+    struct MiniLMCases: Decodable, Sendable {
+        var count: Int
+        var cases: [MiniLMTokens]
+    }
+
     static let tokenizerCases = decode([TokenizerCase].self, "tokenizer_cases.json")
+    /// minilm_tokens.json: over 1,000 varied strings (Fixtures/corpus.py).
+    static let miniLMTokens = decode(MiniLMCases.self, "minilm_tokens.json")
+    /// minilm_encoder_reference.json: the texts of the encoder reference, with ids.
+    static let miniLMEncoderTexts = decode(MiniLMCases.self, "minilm_encoder_reference.json")
+
+    /// minilm_encoder_reference.f32: numpy float64 embeddings of ``miniLMEncoderTexts`` stored as float32
+    /// little-endian, `dimensions` per text.
+    static func miniLMEncoderVectors(dimensions: Int) -> [[Float]] {
+        let data = try! Data(contentsOf: URL(fileURLWithPath: folder + "/minilm_encoder_reference.f32"))
+        let floats: [Float] = data.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+        precondition(floats.count % dimensions == 0, "minilm_encoder_reference.f32 is not a whole number of vectors")
+        return stride(from: 0, to: floats.count, by: dimensions).map { Array(floats[$0..<($0 + dimensions)]) }
+    }
     static let tinyReference = decode([TinyReference].self, "tiny_reference.json")
     static let miniLMReference = decode([MiniLMReference].self, "minilm_reference.json")
 

@@ -26,6 +26,29 @@ struct MiniLMTests {
         }
     }
 
+    /// 255 texts of 2 to 256 tokens, 25 of them truncated from longer ones (Fixtures/corpus.py), against numpy
+    /// float64 embeddings (minilm_encoder_reference.*): cosine ≥ 0.9999 for every one; prints the minimum.
+    @Test func matchesEncoderReference() throws {
+        let e = try Self.loaded.get()
+        let cases = Fixtures.miniLMEncoderTexts.cases
+        let reference = Fixtures.miniLMEncoderVectors(dimensions: e.dimensions)
+        #expect(cases.count >= 200 && reference.count == cases.count)
+        let lengths = cases.map(\.ids.count)
+        #expect(lengths.min() == 2 && lengths.max() == 256 && cases.filter { $0.n > 256 }.count >= 10)
+        let vectors = try e.embed(cases.map(\.t))
+        var lowest = (cosine: 1.0, index: 0)
+        var largestDifference: Float = 0
+        for (index, (v, r)) in zip(vectors, reference).enumerated() {
+            #expect(e.tokenIDs(cases[index].t) == cases[index].ids, "\(cases[index].t.prefix(40))")
+            let c = cosine(v, r)
+            #expect(c >= 0.9999, "\(cases[index].t.debugDescription.prefix(60)) (\(lengths[index]) tokens): cosine \(c)")
+            if c < lowest.cosine { lowest = (c, index) }
+            largestDifference = max(largestDifference, maxAbsDifference(v, r))
+        }
+        print("minilm_encoder_reference: \(cases.count) texts of \(lengths.min()!)-\(lengths.max()!) tokens, minimum cosine "
+              + "\(lowest.cosine) (\(lengths[lowest.index]) tokens), largest coordinate difference \(largestDifference)")
+    }
+
     @Test func publishedSimilarity() throws {
         let e = try Self.loaded.get()
         let v = try e.embed(["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."])

@@ -49,11 +49,17 @@ public struct SearchFilter: Sendable, Equatable {
     public var pathPrefixes: [String] = []
     /// Keep hits whose file extension (without the dot, lower-case; `rst.txt` counts as `rst`) is one of these.
     public var extensions: [String] = []
-    public init(pathPrefixes: [String] = [], extensions: [String] = []) {
+    /// Keep hits whose file's front matter lists at least one of these tags (case-insensitive).
+    public var tags: [String] = []
+    /// Keep hits whose file was modified after this time (seconds since the epoch).
+    public var modifiedAfter: Double?
+    public init(pathPrefixes: [String] = [], extensions: [String] = [], tags: [String] = [], modifiedAfter: Double? = nil) {
         self.pathPrefixes = pathPrefixes
         self.extensions = extensions
+        self.tags = tags
+        self.modifiedAfter = modifiedAfter
     }
-    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty }
+    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty && tags.isEmpty && modifiedAfter == nil }
 }
 
 /// How a hybrid search fuses its two rankings; nil fields take the daemon's defaults.
@@ -252,12 +258,62 @@ public enum RequestDecoder {
                     }
                 case "ext":
                     request.filter.extensions = try stringList(member, field: "filter.ext").map(normalizeExtension)
+                case "tags":
+                    request.filter.tags = try stringList(member, field: "filter.tags").map { $0.lowercased() }
+                case "modified_after":
+                    if let seconds = member.doubleValue, seconds.isFinite {
+                        request.filter.modifiedAfter = seconds
+                    } else if let text = member.stringValue, let seconds = parseTimestamp(text) {
+                        request.filter.modifiedAfter = seconds
+                    } else {
+                        throw WireError(.invalidArgument, "field 'filter.modified_after' must be seconds since the epoch or an ISO 8601 date (2026-11-27 or 2026-11-27T10:00:00Z)")
+                    }
                 default:
-                    throw WireError(.invalidArgument, "unknown filter field '\(key)'; expected path_prefix or ext")
+                    throw WireError(.invalidArgument, "unknown filter field '\(key)'; expected path_prefix, ext, tags or modified_after")
                 }
             }
         }
         return request
+    }
+
+    /// `2026-11-27`, `2026-11-27T10:00:00Z` or with a `±hh:mm` offset, as seconds since the epoch (UTC).
+    public static func parseTimestamp(_ text: String) -> Double? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for b in bytes[range] { guard b >= 48 && b <= 57 else { return nil }; value = value * 10 + Int(b - 48) }
+            return value
+        }
+        guard bytes.count >= 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              (1...12).contains(month), (1...31).contains(day) else { return nil }
+        var seconds = 0
+        var offset = 0
+        if bytes.count > 10 {
+            guard bytes.count >= 19, bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " "),
+                  let h = number(11..<13), let m = number(14..<16), let sec = number(17..<19), h < 24, m < 60, sec < 61 else { return nil }
+            seconds = h * 3600 + m * 60 + sec
+            var rest = bytes[19...]
+            if rest.first == UInt8(ascii: ".") { rest = rest.drop(while: { $0 == UInt8(ascii: ".") || ($0 >= 48 && $0 <= 57) }) }
+            if rest.first == UInt8(ascii: "Z") { rest = rest.dropFirst() }
+            else if let sign = rest.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+                let tz = Array(rest.dropFirst())
+                guard tz.count == 5, tz[2] == UInt8(ascii: ":"),
+                      let oh = Int(String(decoding: tz[0..<2], as: UTF8.self)), let om = Int(String(decoding: tz[3..<5], as: UTF8.self)) else { return nil }
+                offset = (oh * 3600 + om * 60) * (sign == UInt8(ascii: "+") ? 1 : -1)
+                rest = []
+            }
+            guard rest.isEmpty else { return nil }
+        }
+        // Days from the civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Double(days * 86400 + seconds - offset)
     }
 
     /// `.MD` → `md`; `rst.txt` → `rst`.

@@ -21,14 +21,22 @@ public struct ChunkFilter: Sendable, Equatable {
     public var pathPrefixes: [String]
     /// Lower-case extensions without the dot.
     public var extensions: [String]
-    public init(pathPrefixes: [String] = [], extensions: [String] = []) {
+    /// Lower-case front-matter tags; a file matches when it has any of them.
+    public var tags: [String]
+    /// Files modified after this time only (nanoseconds since the epoch).
+    public var modifiedAfterNanos: Int64?
+    public init(pathPrefixes: [String] = [], extensions: [String] = [], tags: [String] = [], modifiedAfterNanos: Int64? = nil) {
         self.pathPrefixes = pathPrefixes
         self.extensions = extensions
+        self.tags = tags
+        self.modifiedAfterNanos = modifiedAfterNanos
     }
-    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty }
+    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty && tags.isEmpty && modifiedAfterNanos == nil }
 
     public func matches(_ file: FileInfo) -> Bool {
         if !extensions.isEmpty && !extensions.contains(file.fileExtension) { return false }
+        if let after = modifiedAfterNanos, file.mtimeNanos <= after { return false }
+        if !tags.isEmpty && !file.tags.contains(where: { tags.contains($0.lowercased()) }) { return false }
         if !pathPrefixes.isEmpty && !pathPrefixes.contains(where: { ChunkFilter.path(file.path, isUnder: $0) }) { return false }
         return true
     }

@@ -66,7 +66,12 @@ public struct IndexResponder: RequestResponder {
 
     private func search(_ request: SearchRequest) throws -> [(String, JSONValue)] {
         let started = DispatchTime.now().uptimeNanoseconds
-        let filter = ChunkFilter(pathPrefixes: request.filter.pathPrefixes, extensions: request.filter.extensions)
+        let filter = ChunkFilter(pathPrefixes: request.filter.pathPrefixes, extensions: request.filter.extensions, tags: request.filter.tags,
+                                 modifiedAfterNanos: request.filter.modifiedAfter.map { seconds in
+                                     // Clamped: a date centuries away must not overflow (and trap).
+                                     let nanos = (seconds * 1e9).rounded()
+                                     return nanos >= 9.2e18 ? Int64.max : (nanos <= -9.2e18 ? Int64.min : Int64(nanos))
+                                 })
         let hits: [QueryHit]
         do {
             switch request.mode {

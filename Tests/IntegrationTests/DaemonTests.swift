@@ -111,6 +111,12 @@ struct DaemonTests {
             #expect(prefixed["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [docs + "/ops/cursors.md"])
             let byExt = try json(client.request(#"{"id":3,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"ext":"txt"}}"#))
             #expect(byExt["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [docs + "/notes.txt"])
+            let tagged = try json(client.request(#"{"id":5,"op":"search","query":"apt signing keys","mode":"bm25","filter":{"tags":"Debian"}}"#))
+            #expect(Set(tagged["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []) == [docs + "/install.md"], "front-matter tags filter")
+            let future = try json(client.request(#"{"id":6,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"modified_after":"2999-01-01"}}"#))
+            #expect(future["results"]?.arrayValue?.isEmpty == true)
+            let far = try json(client.request(#"{"id":7,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"modified_after":1e300}}"#))
+            #expect(far["results"]?.arrayValue?.isEmpty == true, "a far-away date is clamped, not a crash")
             // A prefix matches whole path components only.
             let partial = try json(client.request(#"{"id":4,"op":"search","query":"lmdb cursors","mode":"bm25","filter":{"path_prefix":"\#(docs)/op"}}"#))
             #expect(partial["results"]?.arrayValue?.isEmpty == true)

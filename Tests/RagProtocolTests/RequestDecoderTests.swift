@@ -94,4 +94,19 @@ struct RequestDecoderTests {
         #expect(Reply.success(id: 3, [("pong", true)]).serialized() == #"{"id":3,"ok":true,"pong":true}"#)
         #expect(Reply.failure(id: .null, WireError(.badRequest, "no")).serialized() == #"{"id":null,"ok":false,"error":{"code":"bad_request","message":"no"}}"#)
     }
+
+    @Test func tagAndTimeFilters() throws {
+        let request = try decode(#"{"id":1,"op":"search","query":"x","filter":{"tags":["Setup","debian"],"modified_after":"2026-11-27T10:00:00Z"}}"#).result.get()
+        guard case .search(let search) = request else { Issue.record("not a search"); return }
+        #expect(search.filter.tags == ["setup", "debian"])
+        #expect(search.filter.modifiedAfter == 1_795_773_600)
+        #expect(RequestDecoder.parseTimestamp("1970-01-02") == 86400)
+        #expect(RequestDecoder.parseTimestamp("2000-03-01T00:00:00+01:00") == 951_865_200)
+        #expect(RequestDecoder.parseTimestamp("2026-13-01") == nil)
+        #expect(RequestDecoder.parseTimestamp("yesterday") == nil)
+        guard case .failure(let error) = decode(#"{"id":1,"op":"search","query":"x","filter":{"modified_after":"soon"}}"#).result else {
+            Issue.record("accepted"); return
+        }
+        #expect(error.code == .invalidArgument)
+    }
 }

@@ -105,4 +105,27 @@ struct DenseTests {
             #expect(embedder.embeddedTexts.count == before)
         }
     }
+
+    @Test func tagAndTimeFiltersApplyToEveryRetriever() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let embedder = FakeEmbedder()
+            let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 64 << 20))
+            try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions)
+            let analyzer = Analyzer()
+            func file(_ path: String, tags: [String], mtime: Int64) -> IndexChange {
+                .upsert(PreparedFile(path: path, size: 1, mtimeNanos: mtime, contentHash: SHA256.hash(Array(path.utf8)), title: nil, tags: tags,
+                                     chunks: [PreparedChunk(text: "apple orchard notes", lines: 1...1, headings: [], analyzer: analyzer)]))
+            }
+            try store.apply([file("/d/old.md", tags: ["Fruit"], mtime: 1_000_000_000), file("/d/new.md", tags: ["garden"], mtime: 5_000_000_000)])
+            try embedAll(store, embedder)
+            let searcher = Searcher(store: store, embedder: embedder)
+            let byTag = ChunkFilter(tags: ["fruit"])
+            #expect(try searcher.searchBM25("apple", k: 5, filter: byTag).map(\.path) == ["/d/old.md"])
+            #expect(try searcher.searchDense("apple", k: 5, filter: byTag).map(\.path) == ["/d/old.md"])
+            #expect(try searcher.searchHybrid("apple", k: 5, filter: byTag, fusion: .weighted(denseWeight: 0.7)).map(\.path) == ["/d/old.md"])
+            let recent = ChunkFilter(modifiedAfterNanos: 2_000_000_000)
+            #expect(try searcher.searchBM25("apple", k: 5, filter: recent).map(\.path) == ["/d/new.md"])
+            #expect(try searcher.searchDense("apple", k: 5, filter: recent).map(\.path) == ["/d/new.md"])
+        }
+    }
 }

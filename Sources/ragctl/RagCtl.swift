@@ -78,6 +78,12 @@ struct Search: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Only files with this extension, e.g. md or rst (repeatable).", valueName: "ext"))
     var ext: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Only files whose front matter has this tag (repeatable).", valueName: "tag"))
+    var tag: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only files modified after this date (2026-11-27, 2026-11-27T10:00:00Z) or epoch seconds.", valueName: "time"))
+    var modifiedAfter: String?
+
     @Flag(name: .long, help: "Print the daemon's JSON reply as is.")
     var json = false
 
@@ -104,6 +110,10 @@ struct Search: ParsableCommand {
             var filter: [(String, JSONValue)] = []
             if !pathPrefix.isEmpty { filter.append(("path_prefix", .array(pathPrefix.map { .string($0) }))) }
             if !ext.isEmpty { filter.append(("ext", .array(ext.map { .string($0) }))) }
+            if !tag.isEmpty { filter.append(("tags", .array(tag.map { .string($0) }))) }
+            if let modifiedAfter {
+                filter.append(("modified_after", Double(modifiedAfter).map { .double($0) } ?? .string(modifiedAfter)))
+            }
             var fields: [(String, JSONValue)] = [("query", .string(query)), ("k", .int(Int64(k))), ("mode", .string(mode))]
             if !filter.isEmpty { fields.append(("filter", .object(filter))) }
             let reply = try client.call("search", fields)

@@ -20,6 +20,8 @@ struct RagctlTests {
             #expect(search.stdout.contains("Install > Keys"))
             #expect(search.stdout.contains("**signing**"), "matched terms are marked")
 
+            let filtered = try runProgram(ctl, ["search", "signing", "--mode", "bm25", "--tag", "nothing-has-this", "--modified-after", "2000-01-01", "--fail-empty"], environment: env)
+            #expect(filtered.status == 1, "tag filter applied: \(filtered.stdout)")
             let json = try runProgram(ctl, ["search", "signing", "--json", "--socket", daemon.socketPath])
             #expect(json.status == 0)
             #expect(json.stdout.hasPrefix("{\"id\":1,\"ok\":true"))

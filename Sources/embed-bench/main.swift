@@ -1,6 +1,11 @@
 // Measures the sentence encoder: load time, chunks per second for fixed-length chunks in batches, and
 // the latency of one short query. Build in release (bench/embed_bench.sh does it):
 //   embed-bench [MODEL_FOLDER] [--tokens N] [--chunks N] [--batch N] [--threads N] [--queries N]
+//               [--texts FILE] [--queries-file FILE] [--repeat N] [--vectors FILE] [--json]
+// --texts embeds the lines of FILE (one text per line) instead of generated chunks; --queries-file times
+// each of its lines alone instead of one query repeated; --repeat times that many passes over both (the
+// median is reported); --vectors writes the chunk vectors then the query vectors (float32 little-endian);
+// --json ends with one line of JSON results (bench/encoder_vs_onnx.py reads it).
 import Glibc
 import RagCore
 import RagEmbed
@@ -27,6 +32,9 @@ func format(_ value: Double, _ digits: Int = 1) -> String {
 var folder = "models/all-MiniLM-L6-v2"
 var tokens = 200, chunks = 256, batch = 32, queries = 100
 var threads: Int?
+var textsFile: String?, queriesFile: String?, vectorsFile: String?
+var repeats = 1
+var json = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     func number() -> Int {
@@ -41,8 +49,14 @@ while let argument = arguments.popFirst() {
     case "--batch": batch = number()
     case "--threads": threads = number()
     case "--queries": queries = number()
+    case "--repeat": repeats = number()
+    case "--texts", "--queries-file", "--vectors":
+        guard let path = arguments.popFirst() else { fail("\(argument) needs a file", status: 2) }
+        if argument == "--texts" { textsFile = path } else if argument == "--queries-file" { queriesFile = path } else { vectorsFile = path }
+    case "--json": json = true
     case "-h", "--help":
         print("embed-bench [MODEL_FOLDER] [--tokens N] [--chunks N] [--batch N] [--threads N] [--queries N]")
+        print("            [--texts FILE] [--queries-file FILE] [--repeat N] [--vectors FILE] [--json]")
         exit(0)
     default: folder = argument
     }
@@ -60,6 +74,29 @@ func residentMB() -> Int {
         }
     }
     return -1
+}
+
+/// The non-empty lines of `path`, without their newline.
+func readLines(_ path: String) -> [String] {
+    guard let file = fopen(path, "r") else { fail("embed-bench: cannot open \(path)", status: 1) }
+    defer { fclose(file) }
+    var lines: [String] = []
+    var buffer: UnsafeMutablePointer<CChar>?
+    var capacity = 0
+    defer { free(buffer) }
+    while true {
+        let length = getline(&buffer, &capacity, file)
+        if length < 0 { break }
+        var line = String(cString: buffer!)
+        if line.hasSuffix("\n") { line.removeLast() }
+        if !line.isEmpty { lines.append(line) }
+    }
+    return lines
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
 }
 
 let loadStart = now()
@@ -81,8 +118,8 @@ for id in 1000..<Int32(embedder.tokenizer.vocabularySize) {
     if let t = embedder.tokenizer.token(for: id), t.count > 2, t.allSatisfy({ $0.isLetter && $0.isASCII }) { words.append(t) }
 }
 var state: UInt64 = 42
-var texts: [String] = []
-for _ in 0..<chunks {
+var texts: [String] = textsFile.map(readLines) ?? []
+for _ in 0..<(textsFile == nil ? chunks : 0) {
     var parts: [String] = []
     while true {
         state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -92,28 +129,60 @@ for _ in 0..<chunks {
     while embedder.tokenCount(parts.joined(separator: " ")) > target { parts.removeLast() }
     texts.append(parts.joined(separator: " "))
 }
+guard !texts.isEmpty else { fail("embed-bench: no texts", status: 1) }
 let meanTokens = Double(texts.map { embedder.tokenIDs($0).count }.reduce(0, +)) / Double(texts.count)
 
 _ = try embedder.embed(Array(texts.prefix(batch)))  // warm-up: buffers, OpenBLAS threads
-let start = now()
-let vectors = try embedder.embed(texts)
-let seconds = now() - start
+var passes: [Double] = []
+var vectors: [[Float]] = []
+for _ in 0..<repeats {
+    let start = now()
+    vectors = try embedder.embed(texts)
+    passes.append(now() - start)
+}
+let seconds = median(passes)
 precondition(vectors.count == texts.count)
 print("memory     resident \(residentMB()) MB after the batches (weights + scratch for \(batch) texts)")
-print("chunks     \(chunks) × \(format(meanTokens, 0)) tokens in batches of \(batch): \(format(Double(chunks) / seconds)) chunks/s, "
-      + "\(format(Double(chunks) * meanTokens / seconds, 0)) tokens/s, \(format(seconds * 1000 / Double(chunks), 2)) ms per chunk")
+print("chunks     \(texts.count) × \(format(meanTokens, 0)) tokens in batches of \(batch): \(format(Double(texts.count) / seconds)) chunks/s, "
+      + "\(format(Double(texts.count) * meanTokens / seconds, 0)) tokens/s, \(format(seconds * 1000 / Double(texts.count), 2)) ms per chunk"
+      + (repeats > 1 ? " (median of \(repeats) passes: \(passes.map { format(Double(texts.count) / $0) }.joined(separator: ", ")))" : ""))
 
-let query = "how do I reload the configuration"
-_ = try embedder.embed([query])
+let queryTexts = queriesFile.map(readLines) ?? Array(repeating: "how do I reload the configuration", count: queries)
+guard !queryTexts.isEmpty else { fail("embed-bench: no queries", status: 1) }
+for q in queryTexts.prefix(10) { _ = try embedder.embed([q]) }  // warm-up
 var latencies: [Double] = []
-for _ in 0..<queries {
-    let t = now()
-    _ = try embedder.embed([query])
-    latencies.append(now() - t)
+var queryVectors: [[Float]] = []
+for _ in 0..<repeats {
+    queryVectors = []
+    for q in queryTexts {
+        let t = now()
+        queryVectors.append(try embedder.embed([q])[0])
+        latencies.append(now() - t)
+    }
 }
 latencies.sort()
-let median = latencies[latencies.count / 2], p90 = latencies[latencies.count * 9 / 10]
-print("query      \"\(query)\" (\(embedder.tokenIDs(query).count) tokens): median \(format(median * 1000, 2)) ms, p90 \(format(p90 * 1000, 2)) ms")
+let p50 = latencies[latencies.count / 2], p90 = latencies[latencies.count * 9 / 10]
+let queryTokens = Double(queryTexts.map { embedder.tokenIDs($0).count }.reduce(0, +)) / Double(queryTexts.count)
+if queriesFile == nil {
+    print("query      \"\(queryTexts[0])\" (\(embedder.tokenIDs(queryTexts[0]).count) tokens): median \(format(p50 * 1000, 2)) ms, p90 \(format(p90 * 1000, 2)) ms")
+} else {
+    print("queries    \(queryTexts.count) × \(repeats), \(format(queryTokens)) tokens on average, one at a time: median \(format(p50 * 1000, 2)) ms, p90 \(format(p90 * 1000, 2)) ms")
+}
+
+if let vectorsFile {
+    guard let file = fopen(vectorsFile, "w") else { fail("embed-bench: cannot write \(vectorsFile)", status: 1) }
+    for v in vectors + queryVectors {
+        let bytes = v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    }
+    fclose(file)
+}
+if json {
+    print("{\"chunks\": \(texts.count), \"mean_tokens\": \(meanTokens), \"chunks_per_s\": \(Double(texts.count) / seconds), "
+          + "\"passes_s\": [\(passes.map { "\($0)" }.joined(separator: ", "))], \"queries\": \(queryTexts.count), "
+          + "\"query_tokens\": \(queryTokens), \"query_p50_ms\": \(p50 * 1000), \"query_p90_ms\": \(p90 * 1000), "
+          + "\"blas\": \"\(BLAS.status.coreName)\", \"blas_threads\": \(BLAS.status.threads)}")
+}
 
 var hasher = SHA256()
 let block = [UInt8](repeating: 7, count: 1 << 20)

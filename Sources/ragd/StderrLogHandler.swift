@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import RagSystemd
 import Synchronization
 
 /// The daemon's log level, shared by every logger and changed on reload.
@@ -34,7 +35,7 @@ struct StderrLogHandler: LogHandler {
     func log(event: LogEvent) {
         var line = ""
         if journal {
-            line = "<\(StderrLogHandler.syslogPriority(event.level))>"
+            line = "<\(JournaldLogHandler.priority(event.level))>"
         } else {
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
@@ -61,17 +62,6 @@ struct StderrLogHandler: LogHandler {
                 if n < 0 { if errno == EINTR { continue } else { return } }
                 offset += n
             }
-        }
-    }
-
-    static func syslogPriority(_ level: Logger.Level) -> Int {
-        switch level {
-        case .trace, .debug: return 7
-        case .info: return 6
-        case .notice: return 5
-        case .warning: return 4
-        case .error: return 3
-        case .critical: return 2
         }
     }
 }

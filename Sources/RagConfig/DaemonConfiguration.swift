@@ -149,11 +149,14 @@ public struct SocketSettings: Sendable, Equatable {
     public var mode: UInt32
     /// `group`: group to own the socket file; `nil` (or `""` in the file) keeps the default.
     public var group: String?
+    /// `owner`: user to own the socket file (needs root); `nil` (or `""`) keeps the daemon's user.
+    public var owner: String?
 
-    public init(path: String = "/run/ragd/ragd.sock", mode: UInt32 = 0o660, group: String? = nil) {
+    public init(path: String = "/run/ragd/ragd.sock", mode: UInt32 = 0o660, group: String? = nil, owner: String? = nil) {
         self.path = path
         self.mode = mode
         self.group = group
+        self.owner = owner
     }
 }
 
@@ -169,6 +172,13 @@ public struct SourceSettings: Sendable, Equatable {
     public var followSymlinks: Bool
     /// `skip_hidden`: skip dot-files and dot-folders such as `.git`.
     public var skipHidden: Bool
+    /// `allow_users`: uids that may see this source (names are resolved when the file is read). With `allowGroups`
+    /// both nil the source is open to every client that can connect; root and the daemon's own uid always see it.
+    public var allowUsers: [UInt32]?
+    /// `allow_groups`: gids whose members (primary or supplementary group of the client process) may see it.
+    public var allowGroups: [UInt32]?
+    /// `respect_file_permissions`: return a file's hits only to clients whose uid and groups may read it.
+    public var respectFilePermissions: Bool
 
     /// The default `include` list: Markdown, reStructuredText and plain text.
     public static let defaultInclude: [GlobPattern] =
@@ -179,13 +189,19 @@ public struct SourceSettings: Sendable, Equatable {
         include: [GlobPattern] = SourceSettings.defaultInclude,
         exclude: [GlobPattern] = [],
         followSymlinks: Bool = false,
-        skipHidden: Bool = true
+        skipHidden: Bool = true,
+        allowUsers: [UInt32]? = nil,
+        allowGroups: [UInt32]? = nil,
+        respectFilePermissions: Bool = false
     ) {
         self.path = path
         self.include = include
         self.exclude = exclude
         self.followSymlinks = followSymlinks
         self.skipHidden = skipHidden
+        self.allowUsers = allowUsers
+        self.allowGroups = allowGroups
+        self.respectFilePermissions = respectFilePermissions
     }
 }
 
@@ -327,13 +343,17 @@ private struct ConfigReader {
 
         if let socket = try table(root, "socket", prefix: "") {
             let p = "socket."
-            try checkKeys(socket, prefix: p, allowed: ["path", "mode", "group"])
+            try checkKeys(socket, prefix: p, allowed: ["path", "mode", "group", "owner"])
             if let (path, line) = try string(socket, "path", prefix: p) {
                 guard !path.isEmpty else { throw fail(p + "path", line, "must not be empty") }
                 config.socket.path = ConfigPath.resolve(path, against: baseDirectory)
             }
             if let value = socket["mode"] {
                 config.socket.mode = try mode(value, key: p + "mode")
+            }
+            if let (owner, line) = try string(socket, "owner", prefix: p), !owner.isEmpty {
+                guard UInt32(owner) != nil || DaemonConfiguration.userID(owner) != nil else { throw fail(p + "owner", line, "unknown user '\(owner)'") }
+                config.socket.owner = owner
             }
             if let (group, _) = try string(socket, "group", prefix: p) {
                 config.socket.group = group.isEmpty ? nil : group
@@ -429,7 +449,8 @@ private struct ConfigReader {
             guard let t = element.tableValue else {
                 throw fail("source[\(n)]", element.line, "expected a table, got \(element.typeName)")
             }
-            try checkKeys(t, prefix: p, allowed: ["path", "include", "exclude", "follow_symlinks", "skip_hidden"])
+            try checkKeys(t, prefix: p, allowed: ["path", "include", "exclude", "follow_symlinks", "skip_hidden", "allow_users", "allow_groups",
+                                                 "respect_file_permissions"])
             guard let (rawPath, pathLine) = try string(t, "path", prefix: p) else {
                 throw fail(p + "path", element.line, "missing required key (the folder to index)")
             }
@@ -449,6 +470,9 @@ private struct ConfigReader {
             if let exclude = try globs(t, "exclude", prefix: p) { source.exclude = exclude.patterns }
             if let (v, _) = try bool(t, "follow_symlinks", prefix: p) { source.followSymlinks = v }
             if let (v, _) = try bool(t, "skip_hidden", prefix: p) { source.skipHidden = v }
+            source.allowUsers = try principals(t, "allow_users", prefix: p, kind: .user)
+            source.allowGroups = try principals(t, "allow_groups", prefix: p, kind: .group)
+            if let (v, _) = try bool(t, "respect_file_permissions", prefix: p) { source.respectFilePermissions = v }
             result.append(source)
         }
         return result
@@ -546,6 +570,38 @@ private struct ConfigReader {
         return (patterns, v.line)
     }
 
+    enum PrincipalKind { case user, group }
+
+    /// A list of user or group names (or numeric ids, as integers or digit strings), resolved to ids now.
+    func principals(_ t: TOMLTable, _ key: String, prefix: String, kind: PrincipalKind) throws -> [UInt32]? {
+        guard let v = t[key] else { return nil }
+        let what = kind == .user ? "user" : "group"
+        guard let elements = v.arrayValue else {
+            throw fail(prefix + key, v.line, "expected an array of \(what) names or ids, got \(v.typeName)")
+        }
+        var ids: [UInt32] = []
+        for (n, element) in elements.enumerated() {
+            let elementKey = "\(prefix)\(key)[\(n)]"
+            let id: UInt32
+            if let i = element.integerValue {
+                guard let exact = UInt32(exactly: i), exact != UInt32.max else { throw fail(elementKey, element.line, "\(i) is not a valid \(what) id") }
+                id = exact
+            } else if let name = element.stringValue {
+                if let numeric = UInt32(name), numeric != UInt32.max {
+                    id = numeric
+                } else if let resolved = kind == .user ? DaemonConfiguration.userID(name) : DaemonConfiguration.groupID(name) {
+                    id = resolved
+                } else {
+                    throw fail(elementKey, element.line, "unknown \(what) '\(name)'")
+                }
+            } else {
+                throw fail(elementKey, element.line, "expected a \(what) name or id, got \(element.typeName)")
+            }
+            if !ids.contains(id) { ids.append(id) }
+        }
+        return ids
+    }
+
     /// The allowed key within edit distance 2 of a misspelt `key`, if any.
     func closestKey(to key: String, in allowed: [String]) -> String? {
         let a = Array(key.utf8)
@@ -609,5 +665,27 @@ enum ConfigPath {
             guard getcwd(pointer.baseAddress, pointer.count) != nil else { return "/" }
             return String(cString: pointer.baseAddress!)
         }
+    }
+}
+
+extension DaemonConfiguration {
+    /// The uid of a user name from the system's user database (`getpwnam_r`), or nil.
+    public static func userID(_ name: String) -> UInt32? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard status == 0, result != nil else { return nil }
+        return entry.pw_uid
+    }
+
+    /// The gid of a group name from the system's group database (`getgrnam_r`), or nil.
+    public static func groupID(_ name: String) -> UInt32? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>? = nil
+        var buffer = [CChar](repeating: 0, count: 65536)
+        let status = getgrnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard status == 0, result != nil else { return nil }
+        return entry.gr_gid
     }
 }

@@ -113,6 +113,8 @@ public enum Request: Sendable, Equatable {
     case sync(timeout: Double, vectors: Bool)
     /// The indexed files (optionally under a path prefix) with size, mtime, content hash and chunk count.
     case files(pathPrefix: String?)
+    /// The configured sources the client may see, with their file and chunk counts.
+    case sources
 }
 
 /// Limits applied while decoding requests.
@@ -170,6 +172,7 @@ public enum RequestDecoder {
         switch op {
         case "ping": return .ping
         case "status": return .status
+        case "sources": return .sources
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
         case "files":
@@ -196,7 +199,7 @@ public enum RequestDecoder {
             }
             return .sync(timeout: timeout, vectors: vectors)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, get, files, sync, ping")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, ping")
         }
     }
 

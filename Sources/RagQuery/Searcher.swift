@@ -25,20 +25,31 @@ public struct ChunkFilter: Sendable, Equatable {
     public var tags: [String]
     /// Files modified after this time only (nanoseconds since the epoch).
     public var modifiedAfterNanos: Int64?
-    public init(pathPrefixes: [String] = [], extensions: [String] = [], tags: [String] = [], modifiedAfterNanos: Int64? = nil) {
+    /// What the asking client may see (nil: everything). Checked last, so refusals count only files that would
+    /// otherwise have been candidates.
+    public var access: AccessView?
+    public init(pathPrefixes: [String] = [], extensions: [String] = [], tags: [String] = [], modifiedAfterNanos: Int64? = nil,
+                access: AccessView? = nil) {
         self.pathPrefixes = pathPrefixes
         self.extensions = extensions
         self.tags = tags
         self.modifiedAfterNanos = modifiedAfterNanos
+        self.access = access.flatMap { $0.restricts ? $0 : nil }
     }
-    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty && tags.isEmpty && modifiedAfterNanos == nil }
+    public var isEmpty: Bool { pathPrefixes.isEmpty && extensions.isEmpty && tags.isEmpty && modifiedAfterNanos == nil && access == nil }
 
     public func matches(_ file: FileInfo) -> Bool {
         if !extensions.isEmpty && !extensions.contains(file.fileExtension) { return false }
         if let after = modifiedAfterNanos, file.mtimeNanos <= after { return false }
         if !tags.isEmpty && !file.tags.contains(where: { tags.contains($0.lowercased()) }) { return false }
         if !pathPrefixes.isEmpty && !pathPrefixes.contains(where: { ChunkFilter.path(file.path, isUnder: $0) }) { return false }
+        if let access, !access.admits(path: file.path) { return false }
         return true
+    }
+
+    public static func == (a: ChunkFilter, b: ChunkFilter) -> Bool {
+        a.pathPrefixes == b.pathPrefixes && a.extensions == b.extensions && a.tags == b.tags && a.modifiedAfterNanos == b.modifiedAfterNanos
+            && a.access === b.access
     }
 
     static func path(_ path: String, isUnder prefix: String) -> Bool {

@@ -1,21 +1,39 @@
 import Dispatch
 import Glibc
+import Logging
 import RagCore
 import RagProtocol
 import RagQuery
 import RagStore
+import Synchronization
 
 /// Answers decoded requests. Blocking (LMDB reads, file reads): call it from a thread pool, never an event loop.
 public protocol RequestResponder: Sendable {
-    /// The reply's fields after `id` and `ok`, or a `WireError`.
-    func respond(to request: Request) throws -> [(String, JSONValue)]
+    /// The reply's fields after `id` and `ok`, or a `WireError`. `client` is the peer's kernel-reported identity.
+    func respond(to request: Request, from client: Client) throws -> [(String, JSONValue)]
+}
+
+/// The current access rules, replaced on reload.
+public final class AccessControl: Sendable {
+    private let policy: Mutex<AccessPolicy>
+    public init(_ policy: AccessPolicy = AccessPolicy()) { self.policy = Mutex(policy) }
+    public var current: AccessPolicy {
+        get { policy.withLock { $0 } }
+        set { policy.withLock { $0 = newValue } }
+    }
 }
 
 /// The daemon's responder: search and get over the store, status from the ingest side.
 public struct IndexResponder: RequestResponder {
     public let searcher: Searcher
-    /// Fields of the `status` reply (`state`, `pending`, `files`, `chunks`, …), supplied by the daemon.
-    public let status: @Sendable () -> [(String, JSONValue)]
+    /// Fields of the `status` reply (`state`, `pending`, `files`, `chunks`, …) as the client may see them.
+    public let status: @Sendable (AccessView) -> [(String, JSONValue)]
+    /// The `sources` reply's list: the sources the client may see, with their counts.
+    public var sources: @Sendable (AccessView) -> [JSONValue] = { _ in [] }
+    /// Who may see which source.
+    public var access = AccessControl()
+    /// Where refusals are logged (with the client's pid and uid).
+    public var logger = Logger(label: "ragd.access")
     /// Waits until changes made before the call are applied (and, with `vectors`, embedded); false on timeout.
     public let sync: @Sendable (Double, Bool) -> Bool
     /// Largest file text returned by `get`.
@@ -26,7 +44,7 @@ public struct IndexResponder: RequestResponder {
     public var denseUnavailable: @Sendable () -> String?
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
-                status: @escaping @Sendable () -> [(String, JSONValue)]) {
+                status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
         self.searcher = searcher
         self.maxGetBytes = maxGetBytes
         self.defaultFusion = .weighted(denseWeight: 0.7)
@@ -35,24 +53,35 @@ public struct IndexResponder: RequestResponder {
         self.status = status
     }
 
-    public func respond(to request: Request) throws -> [(String, JSONValue)] {
+    public func respond(to request: Request, from client: Client) throws -> [(String, JSONValue)] {
+        let view = access.current.view(for: client)
         switch request {
         case .ping:
             return [("pong", true), ("protocol", .int(Int64(ragProtocolVersion)))]
         case .status:
-            return status()
+            let fields = status(view)
+            refused(view, op: "status")
+            return fields
+        case .sources:
+            let list = sources(view)
+            refused(view, op: "sources")
+            return [("sources", .array(list))]
         case .search(let search):
-            return try self.search(search)
+            defer { refused(view, op: "search") }
+            return try self.search(search, view: view)
         case .get(let get):
-            return try self.get(get)
+            defer { refused(view, op: "get") }
+            return try self.get(get, view: view)
         case .files(let prefix):
             let records = try prefix.map { try searcher.store.files(under: $0) } ?? searcher.store.allFiles()
-            let list: [JSONValue] = records.keys.sorted().map { path in
+            let list: [JSONValue] = records.keys.sorted().compactMap { path in
+                guard !view.restricts || view.admits(path: path) else { return nil }
                 let record = records[path]!
                 return .object([("path", .string(path)), ("size", .int(Int64(record.size))), ("mtime_ns", .int(record.mtimeNanos)),
                                 ("sha256", .string(record.contentHash.hex)), ("chunks", .int(Int64(record.chunkIDs.count))),
                                 ("title", record.title.map { .string($0) } ?? .null), ("tags", .array(record.tags.map { .string($0) }))])
             }
+            refused(view, op: "files")
             return [("files", .array(list))]
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
@@ -64,14 +93,23 @@ public struct IndexResponder: RequestResponder {
         }
     }
 
-    private func search(_ request: SearchRequest) throws -> [(String, JSONValue)] {
+    /// One log line per request that hid sources or withheld files from its client.
+    private func refused(_ view: AccessView, op: String) {
+        let withheld = view.withheldFiles
+        let hidesSources = !view.hiddenRoots.isEmpty && (op == "status" || op == "sources")
+        guard withheld > 0 || hidesSources else { return }
+        logger.notice("access refused", metadata: ["client.pid": "\(view.client.pid)", "client.uid": "\(view.client.uid)", "op": "\(op)",
+                                                   "files.withheld": "\(withheld)", "sources.hidden": "\(view.hiddenRoots.count)"])
+    }
+
+    private func search(_ request: SearchRequest, view: AccessView) throws -> [(String, JSONValue)] {
         let started = DispatchTime.now().uptimeNanoseconds
         let filter = ChunkFilter(pathPrefixes: request.filter.pathPrefixes, extensions: request.filter.extensions, tags: request.filter.tags,
                                  modifiedAfterNanos: request.filter.modifiedAfter.map { seconds in
                                      // Clamped: a date centuries away must not overflow (and trap).
                                      let nanos = (seconds * 1e9).rounded()
                                      return nanos >= 9.2e18 ? Int64.max : (nanos <= -9.2e18 ? Int64.min : Int64(nanos))
-                                 })
+                                 }, access: view)
         let hits: [QueryHit]
         do {
             switch request.mode {
@@ -121,10 +159,12 @@ public struct IndexResponder: RequestResponder {
                 ("took_ms", .double((tookMs * 1000).rounded() / 1000))]
     }
 
-    private func get(_ request: GetRequest) throws -> [(String, JSONValue)] {
+    private func get(_ request: GetRequest, view: AccessView) throws -> [(String, JSONValue)] {
         switch request.target {
         case .chunk(let id):
-            guard let chunk = try searcher.store.chunk(id: id), let file = try searcher.store.fileRecord(id: chunk.fileID) else {
+            // A hidden file's chunk is answered exactly like a missing one.
+            guard let chunk = try searcher.store.chunk(id: id), let file = try searcher.store.fileRecord(id: chunk.fileID),
+                  !view.restricts || view.admits(path: file.path) else {
                 throw WireError(.notFound, "no chunk \(id) in the index")
             }
             return [("chunk", .int(Int64(id))), ("path", .string(file.path)),
@@ -133,7 +173,7 @@ public struct IndexResponder: RequestResponder {
                     ("headings", .array(chunk.headings.map { .string($0) })), ("text", .string(chunk.text))]
         case .file(let path, let lines):
             // Only indexed files may be read, so `get` cannot be used to read arbitrary files as the daemon's user.
-            guard try searcher.store.file(path: path) != nil else {
+            guard try searcher.store.file(path: path) != nil, !view.restricts || view.admits(path: path) else {
                 throw WireError(.notFound, "\(path) is not an indexed file")
             }
             guard let bytes = readFile(path) else {

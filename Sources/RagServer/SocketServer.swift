@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RagProtocol
+import RagQuery
 import ServiceLifecycle
 import Synchronization
 
@@ -14,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var socketMode: UInt32
     /// Group to give the socket file, if any.
     public var socketGroup: String?
+    /// User to give the socket file, if any (needs root).
+    public var socketOwner: String?
     /// A listening socket handed over by systemd (`sd_listen_fds`), used instead of binding.
     public var inheritedSocket: Int32?
     /// Longest request line accepted; a longer one is answered `request_too_large` and the connection closed.
@@ -24,11 +27,12 @@ public struct ServerConfiguration: Sendable {
     /// Threads answering requests (LMDB reads are blocking).
     public var workerThreads: Int
 
-    public init(socketPath: String, socketMode: UInt32 = 0o660, socketGroup: String? = nil, inheritedSocket: Int32? = nil,
+    public init(socketPath: String, socketMode: UInt32 = 0o660, socketGroup: String? = nil, socketOwner: String? = nil, inheritedSocket: Int32? = nil,
                 maximumLineBytes: Int = 1 << 20, limits: RequestLimits = .init(), maximumConnections: Int = 256, workerThreads: Int = 4) {
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.socketGroup = socketGroup
+        self.socketOwner = socketOwner
         self.inheritedSocket = inheritedSocket
         self.maximumLineBytes = maximumLineBytes
         self.limits = limits
@@ -92,9 +96,15 @@ public final class SocketServer: Service, Sendable {
                     buffer.writeBytes(bytes)
                     return channel.writeAndFlush(buffer).flatMap { channel.close() }
                 }
-                return channel.eventLoop.makeCompletedFuture {
+                return PeerCredentials.read(channel).flatMapThrowing { client in
+                    guard let client else {
+                        logger.warning("refusing a connection whose credentials the kernel did not report")
+                        channel.close(promise: nil)
+                        return
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFramer(maximumLineBytes: configuration.maximumLineBytes)))
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(responder: responder, pool: pool, limits: configuration.limits, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(responder: responder, pool: pool, limits: configuration.limits,
+                                                                                     client: client, logger: logger))
                 }
             }
         let channel: any Channel
@@ -118,14 +128,20 @@ public final class SocketServer: Service, Sendable {
             if chmod(path, mode_t(configuration.socketMode)) != 0 {
                 logger.warning("cannot set the socket's mode", metadata: ["socket.path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
             }
-            if let groupName = configuration.socketGroup, !groupName.isEmpty {
-                if let entry = getgrnam(groupName) {
-                    if chown(path, uid_t.max, entry.pointee.gr_gid) != 0 {
-                        logger.warning("cannot set the socket's group", metadata: ["socket.group": "\(groupName)", "error": "\(String(cString: strerror(errno)))"])
-                    }
-                } else {
-                    logger.warning("unknown socket group", metadata: ["socket.group": "\(groupName)"])
+            var owner = uid_t.max, group = gid_t.max  // -1: unchanged
+            if let name = configuration.socketOwner, !name.isEmpty {
+                if let uid = UInt32(name) ?? SocketServer.userID(name) { owner = uid } else {
+                    logger.warning("unknown socket owner", metadata: ["socket.owner": "\(name)"])
                 }
+            }
+            if let name = configuration.socketGroup, !name.isEmpty {
+                if let gid = UInt32(name) ?? getgrnam(name)?.pointee.gr_gid { group = gid } else {
+                    logger.warning("unknown socket group", metadata: ["socket.group": "\(name)"])
+                }
+            }
+            if (owner != uid_t.max || group != gid_t.max) && chown(path, owner, group) != 0 {
+                logger.warning("cannot set the socket's owner or group", metadata: ["socket.owner": "\(configuration.socketOwner ?? "")",
+                    "socket.group": "\(configuration.socketGroup ?? "")", "error": "\(String(cString: strerror(errno)))"])
             }
             logger.notice("listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
         }
@@ -136,6 +152,8 @@ public final class SocketServer: Service, Sendable {
         if let createdPath { unlink(createdPath) }
         logger.notice("socket closed")
     }
+
+    static func userID(_ name: String) -> UInt32? { getpwnam(name)?.pointee.pw_uid }
 
     /// Refuses to steal the socket of a running daemon; removes a stale socket file left by a crash.
     static func prepareSocketPath(_ path: String) throws {
@@ -173,14 +191,16 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private let responder: any RequestResponder
     private let pool: NIOThreadPool
     private let limits: RequestLimits
+    private let client: Client
     private let logger: Logger
     /// Completes when the previous request's reply has been written (event-loop confined).
     private var tail: EventLoopFuture<Void>?
 
-    init(responder: any RequestResponder, pool: NIOThreadPool, limits: RequestLimits, logger: Logger) {
+    init(responder: any RequestResponder, pool: NIOThreadPool, limits: RequestLimits, client: Client, logger: Logger) {
         self.responder = responder
         self.pool = pool
         self.limits = limits
+        self.client = client
         self.logger = logger
     }
 
@@ -193,12 +213,13 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let channel = context.channel
         let responder = self.responder
         let limits = self.limits
+        let client = self.client
         let logger = self.logger
         let previous = tail ?? eventLoop.makeSucceededVoidFuture()
         let pool = self.pool
         let next = previous.flatMap { _ -> EventLoopFuture<[UInt8]> in
             pool.runIfActive(eventLoop: eventLoop) {
-                ConnectionHandler.answer(bytes, responder: responder, limits: limits, logger: logger)
+                ConnectionHandler.answer(bytes, responder: responder, limits: limits, client: client, logger: logger)
             }
         }.flatMap { reply -> EventLoopFuture<Void> in
             var buffer = channel.allocator.buffer(capacity: reply.count + 1)
@@ -210,7 +231,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Decodes and answers one line; every failure becomes an error reply.
-    static func answer(_ line: [UInt8], responder: any RequestResponder, limits: RequestLimits, logger: Logger) -> [UInt8] {
+    static func answer(_ line: [UInt8], responder: any RequestResponder, limits: RequestLimits, client: Client, logger: Logger) -> [UInt8] {
         let decoded = RequestDecoder.decode(line: line, limits: limits)
         let reply: JSONValue
         switch decoded.result {
@@ -219,7 +240,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             reply = Reply.failure(id: decoded.id, error)
         case .success(let request):
             do {
-                reply = Reply.success(id: decoded.id, try responder.respond(to: request))
+                reply = Reply.success(id: decoded.id, try responder.respond(to: request, from: client))
             } catch let error as WireError {
                 reply = Reply.failure(id: decoded.id, error)
             } catch {

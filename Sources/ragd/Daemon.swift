@@ -179,15 +179,10 @@ struct Daemon: AsyncParsableCommand {
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
-        var responder = IndexResponder(searcher: searcher, sync: { timeout, vectors in
-            let deadline = Date().addingTimeInterval(timeout)
-            guard loop.sync(timeout: timeout) else { return false }
-            return !vectors || embeddings.waitUntilCaughtUp(timeout: max(0, deadline.timeIntervalSinceNow))
-        }) {
-            let sourceRoots = indexer.configuration.sources.map(\.root)
-            let status = indexer.status
-            let watch = watcher?.status
-            let perSource: [JSONValue] = store.withChunkTable { table in
+        /// The sources `view` may see, with their file and chunk counts.
+        let visibleSources: @Sendable (AccessView) -> [JSONValue] = { view in
+            let sourceRoots = indexer.configuration.sources.map(\.root).filter(view.showsSource)
+            return store.withChunkTable { table in
                 var files = [Int](repeating: 0, count: sourceRoots.count)
                 var chunks = [Int](repeating: 0, count: sourceRoots.count)
                 for info in table.files.values {
@@ -200,7 +195,27 @@ struct Daemon: AsyncParsableCommand {
                     .object([("path", .string(sourceRoots[n])), ("files", .int(Int64(files[n]))), ("chunks", .int(Int64(chunks[n])))])
                 }
             }
-            let counts = store.counts
+        }
+        var responder = IndexResponder(searcher: searcher, sync: { timeout, vectors in
+            let deadline = Date().addingTimeInterval(timeout)
+            guard loop.sync(timeout: timeout) else { return false }
+            return !vectors || embeddings.waitUntilCaughtUp(timeout: max(0, deadline.timeIntervalSinceNow))
+        }) { view in
+            let status = indexer.status
+            let watch = watcher?.status
+            let perSource = visibleSources(view)
+            var counts = store.counts
+            if !view.hiddenRoots.isEmpty {
+                // Totals without the hidden sources' files, so the counts do not betray them.
+                counts = store.withChunkTable { table in
+                    var files = 0, chunks = 0
+                    for info in table.files.values where !view.hiddenRoots.contains(where: { info.path.hasPrefix($0 + "/") }) {
+                        files += 1
+                        chunks += info.chunks
+                    }
+                    return (files, chunks)
+                }
+            }
             let embeddingsPending = embeddings.pending
             let phase = embeddings.phase
             let pending = loop.pending + embeddingsPending
@@ -241,11 +256,15 @@ struct Daemon: AsyncParsableCommand {
         }
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
+        responder.sources = visibleSources
+        responder.access.current = Daemon.accessPolicy(settings)
+        responder.logger = logger
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
+        let access = responder.access
         let inherited = Systemd.inheritedListeningSocket()
         let server = SocketServer(
             configuration: ServerConfiguration(
-                socketPath: settings.socket.path, socketMode: settings.socket.mode, socketGroup: settings.socket.group,
+                socketPath: settings.socket.path, socketMode: settings.socket.mode, socketGroup: settings.socket.group, socketOwner: settings.socket.owner,
                 inheritedSocket: inherited, maximumLineBytes: settings.limits.maxRequestBytes,
                 limits: RequestLimits(maxK: settings.limits.maxK, maxQueryBytes: settings.limits.maxQueryBytes),
                 maximumConnections: settings.limits.maxConnections),
@@ -270,6 +289,7 @@ struct Daemon: AsyncParsableCommand {
                 loop.requestRescan()
                 logger.notice("sources changed", metadata: ["sources": "\(specs.map(\.root))"])
             }
+            access.current = Daemon.accessPolicy(new)
             LogLevelControl.set(Logger.Level(rawValue: new.logLevel) ?? .info)
             var needRestart: [String] = []
             if new.stateDirectory != old.stateDirectory { needRestart.append("state_dir") }
@@ -523,5 +543,14 @@ struct IndexerService: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
+    }
+}
+
+extension Daemon {
+    /// The access rules of the configured sources.
+    static func accessPolicy(_ settings: DaemonConfiguration) -> AccessPolicy {
+        AccessPolicy(sources: settings.sources.map {
+            SourceAccess(root: $0.path, users: $0.allowUsers, groups: $0.allowGroups, respectFilePermissions: $0.respectFilePermissions)
+        })
     }
 }

@@ -119,6 +119,25 @@ struct DaemonConfigurationTests {
         #expect(try parse("[socket]\nmode = \(value)").socket.mode == expected)
     }
 
+    @Test func accessListsResolveNamesAndIds() throws {
+        let c = try parse("""
+            [socket]
+            owner = "root"
+            [[source]]
+            path = "/a"
+            allow_users = ["root", 1000, "1001", 1000]
+            allow_groups = ["root", 4242]
+            respect_file_permissions = true
+            [[source]]
+            path = "/b"
+            """)
+        #expect(c.socket.owner == "root")
+        #expect(c.sources[0].allowUsers == [0, 1000, 1001])
+        #expect(c.sources[0].allowGroups == [0, 4242])
+        #expect(c.sources[0].respectFilePermissions)
+        #expect(c.sources[1].allowUsers == nil && c.sources[1].allowGroups == nil && !c.sources[1].respectFilePermissions)
+    }
+
     @Test func emptyGroupMeansNone() throws {
         #expect(try parse("[socket]\ngroup = \"\"").socket.group == nil)
         #expect(try parse("[socket]\ngroup = \"adm\"").socket.group == "adm")
@@ -208,7 +227,12 @@ struct DaemonConfigurationTests {
         Bad("[limits]\nmax_kk = 5", 2, "limits.max_kk", "unknown key (did you mean 'max_k'?)"),
         Bad("[[source]]\npath = \"/a\"\nfollow_symlink = true", 3, "source[0].follow_symlink", "unknown key (did you mean 'follow_symlinks'?)"),
         Bad("\n[database]\nx = 1", 2, "database", "unknown key; expected one of: state_dir, log_level"),
-        Bad("[socket]\nowner = \"me\"", 2, "socket.owner", "unknown key; expected one of: path, mode, group"),
+        Bad("[socket]\nuser = \"me\"", 2, "socket.user", "unknown key; expected one of: path, mode, group, owner"),
+        Bad("[socket]\nowner = \"no-such-user-here\"", 2, "socket.owner", "unknown user 'no-such-user-here'"),
+        Bad("[[source]]\npath = \"/a\"\nallow_users = \"root\"", 3, "source[0].allow_users", "expected an array of user names or ids, got a string"),
+        Bad("[[source]]\npath = \"/a\"\nallow_users = [\"no-such-user-here\"]", 3, "source[0].allow_users[0]", "unknown user 'no-such-user-here'"),
+        Bad("[[source]]\npath = \"/a\"\nallow_groups = [-1]", 3, "source[0].allow_groups[0]", "-1 is not a valid group id"),
+        Bad("[[source]]\npath = \"/a\"\nallow_groups = [true]", 3, "source[0].allow_groups[0]", "expected a group name or id, got a boolean"),
         Bad("[index]\nrescan = 5", 2, "index.rescan", "unknown key"),
         // Types.
         Bad("state_dir = 5", 1, "state_dir", "expected a string, got an integer"),

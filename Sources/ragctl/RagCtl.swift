@@ -14,7 +14,7 @@ struct RagCtl: ParsableCommand {
             4 ragd answered with an error.
             """,
         version: "0.1.0",
-        subcommands: [Search.self, Status.self, Get.self, Ping.self])
+        subcommands: [Search.self, Status.self, Sources.self, Get.self, Ping.self])
 
     /// Like ArgumentParser's `main()`, but usage errors exit with 2 (as documented) instead of 64.
     static func main() {
@@ -225,6 +225,28 @@ struct Status: ParsableCommand {
                 if b + l + u > 0 { print("skipped:  \(b) binary, \(l) too large, \(u) unreadable") }
             }
             if let version = reply["version"]?.stringValue { print("version:  \(version)") }
+        }
+    }
+}
+
+struct Sources: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the sources you may see, with their file and chunk counts.")
+
+    @Flag(name: .long, help: "Print the daemon's JSON reply as is.")
+    var json = false
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try withClientErrors {
+            let reply = try connection.connect().call("sources")
+            if json {
+                print(reply.serialized())
+                return
+            }
+            for source in reply["sources"]?.arrayValue ?? [] {
+                print("\(source["path"]?.stringValue ?? "?")\t\(source["files"]?.intValue ?? 0) files\t\(source["chunks"]?.intValue ?? 0) chunks")
+            }
         }
     }
 }

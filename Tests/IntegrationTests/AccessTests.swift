@@ -120,6 +120,13 @@ struct AccessTests {
             #expect(paths(blocked[0]) == [dir + "/public/open.md"])
             chmod(dir + "/perm", 0o755)
 
+            // ragctl sources: root sees all four, one line each.
+            let listing = try runProgram(DaemonProcess.ragctl, ["sources", "--socket", socket])
+            #expect(listing.status == 0)
+            #expect(listing.stdout.split(separator: "\n").map { String($0.split(separator: "\t").first ?? "") }
+                    == ["public", "secret", "team", "perm"].map { dir + "/" + $0 })
+            #expect(listing.stdout.contains("\(dir)/perm\t2 files"))
+
             // Every refusal is logged with the client's pid and uid.
             try daemon.waitForLog(containing: "client.uid=\(Self.nobody)")
             let refusals = daemon.log.split(separator: "\n").filter { $0.contains("access refused") }

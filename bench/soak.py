@@ -168,7 +168,8 @@ def main():
     code = 1
     proc = start_daemon(ragd, [docs], state, sock, (), os.path.join(work, "ragd.log"))
     try:
-        client = wait_for_socket(sock, proc, timeout=120)
+        wait_for_socket(sock, proc, timeout=120).close()
+        client = Client(sock, timeout=700)
         index_started = time.monotonic()
         client.call("sync", timeout_ms=600000, vectors=True)
         initial = {"seconds": round(time.monotonic() - index_started, 1), "rss_mb": round(rss_mb(proc.pid), 1),
@@ -227,7 +228,8 @@ def main():
         fresh_state, fresh_sock = os.path.join(work, "fresh-state"), os.path.join(work, "fresh.sock")
         os.makedirs(fresh_state)
         fresh = start_daemon(ragd, [docs], fresh_state, fresh_sock, (), os.path.join(work, "fresh.log"))
-        fresh_client = wait_for_socket(fresh_sock, fresh, timeout=120)
+        wait_for_socket(fresh_sock, fresh, timeout=120).close()
+        fresh_client = Client(fresh_sock, timeout=700)
         fresh_client.call("sync", timeout_ms=600000, vectors=False)
         fresh_inventory = inventory(fresh_client)
         fresh_answers = answers(fresh_client, queries)

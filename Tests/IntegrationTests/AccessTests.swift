@@ -133,6 +133,27 @@ struct AccessTests {
             #expect(refusals.count >= 8, "\(daemon.log)")
             #expect(refusals.allSatisfy { $0.contains("client.pid=") && $0.contains("client.uid=") })
             #expect(!daemon.log.split(separator: "\n").contains { $0.contains("access refused") && $0.contains("client.uid=0") })
+
+            // SIGHUP applies new allow lists without a restart: the secret source opens, the public one closes.
+            try writeFile(config, """
+                [socket]
+                mode = "0666"
+                [[source]]
+                path = "public"
+                allow_groups = [\(Self.team)]
+                [[source]]
+                path = "secret"
+                [[source]]
+                path = "team"
+                allow_groups = [\(Self.team)]
+                [[source]]
+                path = "perm"
+                respect_file_permissions = true
+                """)
+            kill(daemon.process.processIdentifier, SIGHUP)
+            try daemon.notify.wait(for: "STATUS=configuration reloaded")
+            let reloaded = try requests([search], socket: socket)
+            #expect(paths(reloaded[0]) == [dir + "/secret/plans.md", dir + "/perm/private.md", dir + "/perm/shared.md"])
             daemon.stop()
         }
     }

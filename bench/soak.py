@@ -30,10 +30,12 @@ from crash_test import WORDS, answers, inventory, seed, write  # noqa: E402
 from ragd_client import Client, RagdError, start_daemon, stop_daemon, wait_for_socket  # noqa: E402
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in MiB: VmRSS (all), RssAnon (heap and stacks) or RssFile (mapped
+    files, mostly LMDB's data file: page cache that the kernel can reclaim)."""
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -189,6 +191,7 @@ def main():
                 break
             status = client.call("status")
             samples.append({"t_min": round((time.monotonic() - started) / 60, 2), "rss_mb": round(rss_mb(proc.pid), 1),
+                            "anon_mb": round(rss_mb(proc.pid, "RssAnon"), 1), "file_mb": round(rss_mb(proc.pid, "RssFile"), 1),
                             "files": status["files"], "chunks": status["chunks"], "pending": status["pending"]})
             time.sleep(min(args.sample_seconds, max(0, end - time.monotonic())))
         writer.stop.set()

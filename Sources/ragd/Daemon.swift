@@ -141,7 +141,12 @@ struct Daemon: AsyncParsableCommand {
             unlink(indexDirectory + "/data.mdb")
             unlink(indexDirectory + "/lock.mdb")
         }
-        let store = try Store(directory: indexDirectory, configuration: StoreConfiguration(mapSize: settings.index.mapSizeMB << 20))
+        let store = try Store(directory: indexDirectory, configuration: StoreConfiguration(
+            mapSize: settings.index.mapSizeMB << 20, maxMapSize: settings.index.maxMapSizeMB << 20,
+            onMapResize: { from, to in
+                logger.notice("index map grown", metadata: ["map.from_mb": "\(from >> 20)", "map.to_mb": "\(to >> 20)",
+                                                            "map.max_mb": "\(settings.index.maxMapSizeMB)"])
+            }))
         let counts = store.counts
         logger.notice("index open", metadata: ["index.path": "\(indexDirectory)", "files": "\(counts.files)", "chunks": "\(counts.chunks)"])
 
@@ -179,6 +184,7 @@ struct Daemon: AsyncParsableCommand {
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
+        embeddings.setIngestFault { let fault = loop.fault; return fault.blocked ? fault.lastError : nil }
         var responder = IndexResponder(searcher: searcher, sync: { timeout, vectors in
             let deadline = Date().addingTimeInterval(timeout)
             guard loop.sync(timeout: timeout) else { return false }
@@ -206,9 +212,16 @@ struct Daemon: AsyncParsableCommand {
             let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            let fault = loop.fault
+            let map = store.mapUsage
             return [
                 ("state", .string(state.rawValue)),
                 ("pending", .int(Int64(pending))),
+                ("ingest_blocked", .bool(fault.blocked)),
+                ("last_error", fault.lastError.map { .string($0) } ?? .null),
+                ("ingest_retries", .int(Int64(fault.failures))),
+                ("index_map", .object([("size_mb", .int(Int64(map.size >> 20))), ("max_mb", .int(Int64(map.maximum >> 20))),
+                                       ("used_mb", .double((Double(map.used) / 1048576 * 10).rounded() / 10))])),
                 ("files", .int(Int64(counts.files))),
                 ("chunks", .int(Int64(counts.chunks))),
                 ("progress", .object([("done", .int(Int64(status.done))), ("total", .int(Int64(status.total)))])),
@@ -241,6 +254,7 @@ struct Daemon: AsyncParsableCommand {
         }
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
+        responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let inherited = Systemd.inheritedListeningSocket()
         let server = SocketServer(
@@ -380,6 +394,13 @@ final class Embeddings: Sendable {
     }
     let store: Store
     private let current = Mutex(Phase())
+    private let faultProvider = Mutex<(@Sendable () -> String?)?>(nil)
+    /// Sets where to learn why ingest is blocked (nil when it is not), for the STATUS= line.
+    func setIngestFault(_ provider: @escaping @Sendable () -> String?) { faultProvider.withLock { $0 = provider } }
+    func ingestFault() -> String? {
+        let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
+        return provider?()
+    }
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
     init(store: Store) { self.store = store }
@@ -402,7 +423,9 @@ final class Embeddings: Sendable {
     func reportStatus() {
         let counts = store.counts
         let waiting = pending
-        if waiting > 0 && !phase.loading {
+        if let fault = ingestFault() {
+            StatusReporter.shared.report("ingest blocked: \(fault)")
+        } else if waiting > 0 && !phase.loading {
             StatusReporter.shared.report("embedding; \(store.embeddingCounts.embedded)/\(counts.chunks) chunks have vectors")
         } else if waiting > 0 {
             StatusReporter.shared.report("serving BM25; loading the embedding model")

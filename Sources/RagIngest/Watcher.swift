@@ -189,9 +189,10 @@ public final class Watcher: @unchecked Sendable {
             while let entry = readdir(dir) {
                 let type = entry.pointee.d_type
                 guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) || (type == UInt8(DT_LNK) && source.followSymlinks) else { continue }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
+                // A folder whose name is not valid UTF-8 is skipped (the scan reports it).
+                guard let name = withUnsafeBytes(of: entry.pointee.d_name, { raw in
+                    String(validating: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }) else { continue }
                 if name == "." || name == ".." { continue }
                 let child = path == "/" ? "/" + name : path + "/" + name
                 if let rel = source.relativePath(of: child), !source.acceptsFolder(relativePath: rel) { continue }
@@ -221,6 +222,10 @@ public final class Watcher: @unchecked Sendable {
                     logger.error("inotify watch limit reached; folders beyond it are covered by the periodic rescan only. Raise it with: sysctl fs.inotify.max_user_watches=\(max(limit * 2, 524288)) (and persist it in /etc/sysctl.d/)",
                                  metadata: ["inotify.max_user_watches": "\(limit)", "folder": "\(path)"])
                 }
+            } else if code == EACCES {
+                // The scan reports the unreadable folder once; it is watched when its permissions change back.
+                state.withLock { $0.status.unwatchedFolders += 1 }
+                logger.debug("cannot watch folder", metadata: ["folder": "\(path)", "error": "\(String(cString: strerror(code)))"])
             } else if code != ENOENT && code != ENOTDIR {
                 state.withLock { $0.status.unwatchedFolders += 1 }
                 logger.warning("cannot watch folder", metadata: ["folder": "\(path)", "error": "\(String(cString: strerror(code)))"])
@@ -291,6 +296,8 @@ public final class Watcher: @unchecked Sendable {
         var mask: UInt32
         var cookie: UInt32
         var name: String
+        /// The name's bytes were not valid UTF-8 (`name` is then empty).
+        var invalidName = false
     }
 
     private func run() {
@@ -325,8 +332,9 @@ public final class Watcher: @unchecked Sendable {
                         let cookie = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
                         let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
                         let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[(offset + 16)..<min(offset + 16 + length, n)])
-                        let name = String(decoding: nameBytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-                        return (RawEvent(wd: wd, mask: mask, cookie: cookie, name: name), 16 + length)
+                        let raw = nameBytes.prefix(while: { $0 != 0 })
+                        let name = String(validating: raw, as: UTF8.self)
+                        return (RawEvent(wd: wd, mask: mask, cookie: cookie, name: name ?? "", invalidName: name == nil), 16 + length)
                     }
                     offset += size
                     translate(raw, into: &events, pendingFrom: &pendingFrom)
@@ -396,6 +404,11 @@ public final class Watcher: @unchecked Sendable {
             }
             return
         }
+        if raw.invalidName {
+            // Not a path ragd can name: the folder's scan skips it and reports it once.
+            events.append(.folder(folder))
+            return
+        }
         guard !raw.name.isEmpty else { return }
         let path = folder == "/" ? "/" + raw.name : folder + "/" + raw.name
         let isFolder = mask & UInt32(IN_ISDIR) != 0
@@ -432,6 +445,10 @@ public final class Watcher: @unchecked Sendable {
             } else if mask & UInt32(IN_DELETE) != 0 {
                 forgetTree(path)
                 events.append(.folder(path))
+            } else if mask & UInt32(IN_ATTRIB) != 0, state.withLock({ $0.watchOfPath[path] == nil }), let source = source(for: path) {
+                // Permissions changed on a folder that could not be watched (or listed): try again, and check it.
+                if let rel = source.relativePath(of: path), !source.acceptsFolder(relativePath: rel) { return }
+                if !watchTree(path, source: source).isEmpty { events.append(.folder(path)) }
             }
             return
         }

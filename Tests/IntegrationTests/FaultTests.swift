@@ -58,9 +58,9 @@ struct FaultHarness {
     }
 
     /// The index a fresh daemon (new state folder, same sources and configuration) builds of the same files.
-    func freshIndex(config: String? = nil) throws -> [String: String] {
+    func freshIndex(config: String? = nil, sourceFlag: Bool = true) throws -> [String: String] {
         let name = "fresh-\(UInt32.random(in: 0...UInt32.max))"
-        var arguments = ["--source", docs, "--state-dir", dir + "/" + name, "--socket", dir + "/" + name + ".sock"]
+        var arguments = (sourceFlag ? ["--source", docs] : []) + ["--state-dir", dir + "/" + name, "--socket", dir + "/" + name + ".sock"]
         if let config { arguments += ["--config", config] }
         let fresh = try DaemonProcess(arguments: arguments, socketPath: dir + "/" + name + ".sock", workDirectory: dir)
         try fresh.waitUntilReady()
@@ -73,11 +73,12 @@ struct FaultHarness {
     }
 
     /// Asserts the daemon's index equals a fresh index of the same files.
-    func expectMatchesFreshIndex(config: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// (With `sourceFlag` false, the sources are those of `config`.)
+    func expectMatchesFreshIndex(config: String? = nil, sourceFlag: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let synced = try sync()
         #expect(synced["ok"] == true, "sync: \(synced.serialized())", sourceLocation: sourceLocation)
         let mine = try indexed()
-        let fresh = try freshIndex(config: config)
+        let fresh = try freshIndex(config: config, sourceFlag: sourceFlag)
         #expect(!fresh.isEmpty, sourceLocation: sourceLocation)
         #expect(mine == fresh, "index differs from a fresh one: only here \(Set(mine.keys).subtracting(fresh.keys).sorted().prefix(5)), only fresh \(Set(fresh.keys).subtracting(mine.keys).sorted().prefix(5)), different \(mine.keys.filter { fresh[$0] != nil && fresh[$0] != mine[$0] }.sorted().prefix(5))", sourceLocation: sourceLocation)
     }

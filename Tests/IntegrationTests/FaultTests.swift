@@ -1,5 +1,6 @@
 import Foundation
 import RagProtocol
+import Synchronization
 import RagTestSupport
 import Testing
 
@@ -109,7 +110,26 @@ struct FaultTests {
             try writeFile(config, "[index]\nmap_size_mb = 1\nmax_map_size_mb = 512\n[model]\nenabled = false\n")
             let daemon = try DaemonProcess.start(sources: [docs], in: dir, extraArguments: ["--config", config])
             let h = FaultHarness(dir: dir, docs: docs, daemon: daemon, client: try daemon.client())
+            // Queries run all along: each growth waits for their read transactions and they wait for it.
+            let stop = Mutex(false)
+            let answers = Mutex((ok: 0, failed: 0))
+            let done = DispatchSemaphore(value: 0)
+            let socketPath = daemon.socketPath
+            DispatchQueue.global().async {
+                defer { done.signal() }
+                guard let client = try? LineClient(path: socketPath) else { answers.withLock { $0.failed += 1 }; return }
+                var n = 0
+                while !stop.withLock({ $0 }) {
+                    n += 1
+                    let reply = try? JSONParser.parse(client.request(#"{"id":1,"op":"search","query":"word\#(n % 120)x\#(n % 1500)","mode":"bm25"}"#))
+                    answers.withLock { if reply?["ok"] == true { $0.ok += 1 } else { $0.failed += 1 } }
+                }
+            }
             #expect(try h.sync()["ok"] == true)
+            stop.withLock { $0 = true }
+            done.wait()
+            #expect(answers.withLock { $0.failed } == 0)
+            #expect(answers.withLock { $0.ok } > 0)
             let status = try h.status()
             #expect(status["ingest_blocked"] == false)
             #expect(status["files"] == 120)
@@ -139,6 +159,9 @@ struct FaultTests {
             }
             #expect(blocked["last_error"]?.stringValue?.contains("max_map_size_mb") == true, "\(blocked.serialized())")
             #expect(blocked["index_map"]?["size_mb"] == 2)
+            // systemd is told too.
+            let notified = try daemon.notify.wait(for: "STATUS=ingest blocked", timeout: 30)
+            #expect(notified.contains("max_map_size_mb"))
             // Queries keep working on what is indexed; sync says why it cannot finish, at once.
             #expect(try h.paths("tardigrade") == [docs + "/small.md"])
             let sync = try h.sync(timeoutMS: 30000)

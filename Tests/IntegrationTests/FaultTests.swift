@@ -162,6 +162,8 @@ struct FaultTests {
             // systemd is told too.
             let notified = try daemon.notify.wait(for: "STATUS=ingest blocked", timeout: 30)
             #expect(notified.contains("max_map_size_mb"))
+            let ctl = try runProgram(DaemonProcess.ragctl, ["status", "--socket", daemon.socketPath])
+            #expect(ctl.stdout.contains("ingest:   blocked, retrying: the index map is full"), "\(ctl.stdout)")
             // Queries keep working on what is indexed; sync says why it cannot finish, at once.
             #expect(try h.paths("tardigrade") == [docs + "/small.md"])
             let sync = try h.sync(timeoutMS: 30000)

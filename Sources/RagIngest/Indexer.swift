@@ -302,7 +302,7 @@ public final class Indexer: Sendable {
         if !deletions.isEmpty && !stopping {
             for batch in stride(from: 0, to: deletions.count, by: 512) {
                 let slice = deletions[batch..<min(batch + 512, deletions.count)]
-                summary.add(try store.apply(slice.map { .delete(path: $0) }))
+                summary.add(try applyInPieces(slice.map { .delete(path: $0) }))
                 state.withLock { $0.pending -= slice.count; $0.done += slice.count }
             }
         }
@@ -311,7 +311,7 @@ public final class Indexer: Sendable {
         while index < candidates.count && !stopping {
             let batch = Array(candidates[index..<min(index + batchSize, candidates.count)])
             index += batch.count
-            summary.add(try store.apply(prepare(batch, indexed: indexed)))
+            summary.add(try applyInPieces(prepare(batch, indexed: indexed)))
             progressNanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             state.withLock { $0.pending -= batch.count; $0.done += batch.count }
         }
@@ -339,6 +339,27 @@ public final class Indexer: Sendable {
             ])
         }
         return summary
+    }
+
+    /// Applies `changes` in one transaction; if the index map is full (at its ceiling), one change per transaction
+    /// instead, so that whatever fits gets in and each deletion frees pages for the next. Throws the first failure
+    /// after trying them all (each file stays atomic either way).
+    private func applyInPieces(_ changes: [IndexChange]) throws -> WriteSummary {
+        do {
+            return try store.apply(changes)
+        } catch let failure as StoreError where failure.code == .mapFull && changes.count > 1 {
+            var summary = WriteSummary()
+            var firstFailure: (any Error)?
+            for change in changes {
+                do {
+                    summary.add(try store.apply([change]))
+                } catch let failure as StoreError where failure.code == .mapFull {
+                    firstFailure = firstFailure ?? failure
+                }
+            }
+            if let firstFailure { throw firstFailure }
+            return summary
+        }
     }
 
     private let skipReasons = Mutex([String: SkipReason]())

@@ -299,7 +299,16 @@ public final class Store: Sendable {
         guard !changes.isEmpty else { return WriteSummary() }
         return try writeLock.write { _ in
             var memoryOps: [(inout ChunkTable) -> Void] = []
-            let summary: WriteSummary = try growingMap {
+            // Removing files must always be possible, or a full index could never be made smaller: transactions
+            // that only delete or rename may grow the map into a reserve beyond the ceiling.
+            let onlyRemoves = changes.allSatisfy { change in
+                switch change {
+                case .delete, .move: return true
+                case .upsert, .touch: return false
+                }
+            }
+            let removalLimit = configuration.maxMapSize + Store.deletionReserve(configuration.maxMapSize)
+            let summary: WriteSummary = try growingMap(limit: onlyRemoves ? removalLimit : configuration.maxMapSize) {
                 memoryOps = []
                 return try env.withWriteTransaction { txn in
                     var summary = WriteSummary()
@@ -315,9 +324,24 @@ public final class Store: Sendable {
                 }
             }
             memory.write { table in for op in memoryOps { op(&table) } }
+            if onlyRemoves && summary.filesDeleted > 0 && env.mapSize >= configuration.maxMapSize {
+                // LMDB reuses the pages a transaction frees only once a later transaction has committed. At the
+                // ceiling, the next upsert must be able to use them at once: commit a small marker now.
+                try? growingMap(limit: removalLimit) {
+                    try env.withWriteTransaction { txn in
+                        let key = Array("freed".utf8)
+                        let count = try txn.get(meta, key: key).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
+                        try txn.put(meta, key: key, value: beKey(count &+ 1))
+                    }
+                }
+            }
             return summary
         }
     }
+
+    /// How far beyond the ceiling transactions that only delete or rename may grow the map: an eighth of the
+    /// ceiling, at least 8 MiB.
+    public static func deletionReserve(_ ceiling: Int) -> Int { max(ceiling / 8, 8 << 20) }
 
     /// Map size, ceiling and bytes in use now.
     public var mapUsage: (size: Int, maximum: Int, used: Int) {
@@ -327,21 +351,25 @@ public final class Store: Sendable {
     /// Runs one write attempt (call with `writeLock` held, outside any transaction); when the map is full, grows it
     /// (doubling, up to `maxMapSize`) and tries again. LMDB errors become `StoreError`s: `mapFull` at the ceiling,
     /// `io` otherwise (for example ENOSPC when the disk is full). A failed attempt leaves the index as it was.
-    private func growingMap<T>(_ attempt: () throws -> T) throws -> T {
+    private func growingMap<T>(limit: Int? = nil, _ attempt: () throws -> T) throws -> T {
+        let limit = limit ?? configuration.maxMapSize
         while true {
             do {
                 return try attempt()
             } catch let error as LMDBError where error == .mapFull {
                 let current = env.mapSize
-                guard current < configuration.maxMapSize else {
+                guard current < limit else {
                     throw StoreError(.mapFull, "the index map is full at its ceiling (\(current >> 20) MiB); raise index.max_map_size_mb", cause: error)
                 }
                 let step = 1 << 20
-                let grown = min(configuration.maxMapSize, max(current * 2, current + step))
+                let grown = min(limit, max(current * 2, current + step))
                 do {
                     try env.setMapSize(grown)
                 } catch {
                     throw StoreError(.mapFull, "the index map is full (\(current >> 20) MiB) and cannot be grown", cause: error)
+                }
+                guard env.mapSize > current else {
+                    throw StoreError(.mapFull, "the index map is full (\(current >> 20) MiB) and did not grow", cause: error)
                 }
                 configuration.onMapResize?(current, env.mapSize)
             } catch let error as LMDBError {

@@ -159,6 +159,7 @@ struct FaultTests {
             }
             #expect(blocked["last_error"]?.stringValue?.contains("max_map_size_mb") == true, "\(blocked.serialized())")
             #expect(blocked["index_map"]?["size_mb"] == 2)
+            #expect((blocked["files"]?.intValue ?? 0) > 1, "the bulk files that fit were indexed")
             // systemd is told too.
             let notified = try daemon.notify.wait(for: "STATUS=ingest blocked", timeout: 30)
             #expect(notified.contains("max_map_size_mb"))

@@ -150,9 +150,12 @@ struct MapGrowthTests {
             let stop = Mutex(false)
             let reads = Mutex(0)
             let group = DispatchGroup()
+            let running = DispatchSemaphore(value: 0)
             for _ in 0..<3 {
                 DispatchQueue.global().async(group: group) {
+                    var first = true
                     while !stop.withLock({ $0 }) {
+                        defer { if first { first = false; running.signal() } }
                         // Snapshots held for a moment, so growth has to wait for them.
                         _ = try? store.withSnapshot { snapshot in try snapshot.documentFrequency("w0x0y0") }
                         _ = try? store.file(path: "/d/f0.md")
@@ -160,6 +163,8 @@ struct MapGrowthTests {
                     }
                 }
             }
+            // The readers are reading before the writes (and the resizes) begin.
+            for _ in 0..<3 { running.wait() }
             for n in 0..<60 { try store.apply([.upsert(bulky(n))]) }
             stop.withLock { $0 = true }
             group.wait()

@@ -214,6 +214,7 @@ public final class Indexer: Sendable {
             }
             if result.rootUnreadable { keepPrefixes.append(folder + "/") }
             if result.rootMissing && folder == source.root { removedRoots.append(folder) }
+            if folder == source.root && !result.rootMissing && !result.rootUnreadable { clearReport(folder) }
             keepPrefixes.append(contentsOf: result.unreadableFolders.map { $0 + "/" })
             for file in result.files where scanned[file.path] == nil && self.source(for: file.path)?.root == source.root {
                 scanned[file.path] = file

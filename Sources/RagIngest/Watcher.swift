@@ -397,7 +397,8 @@ public final class Watcher: @unchecked Sendable {
             // Only a source root matters here; other folders are reported by their parent's event.
             let isRoot = state.withLock { $0.sources.contains { $0.root == folder } }
             if isRoot {
-                logger.warning("source folder was deleted or moved away", metadata: ["source.path": "\(folder)"])
+                // The indexer's reconciliation logs the missing folder (once).
+                logger.debug("source folder was deleted or moved away", metadata: ["source.path": "\(folder)"])
                 forgetTree(folder)
                 watchParent(of: folder)
                 events.append(.folder(folder))

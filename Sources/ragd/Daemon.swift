@@ -153,9 +153,7 @@ struct Daemon: AsyncParsableCommand {
         let sources = settings.sources.map {
             SourceSpec(root: $0.path, include: $0.include, exclude: $0.exclude, followSymlinks: $0.followSymlinks, skipHidden: $0.skipHidden)
         }
-        for source in sources where access(source.root, R_OK | X_OK) != 0 {
-            logger.warning("source folder is not readable now; it will be scanned when it is", metadata: ["source.path": "\(source.root)", "error": "\(String(cString: strerror(errno)))"])
-        }
+        // A missing or unreadable source folder is reported (once) by the first scan.
         let indexer = Indexer(store: store, configuration: IndexerConfiguration(
             sources: sources,
             chunking: ChunkingConfiguration(targetTokens: settings.chunking.targetTokens, maxTokens: settings.chunking.maxTokens,

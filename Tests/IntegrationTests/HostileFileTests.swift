@@ -282,6 +282,24 @@ struct HostileFileTests {
         }
     }
 
+    @Test func missingSourceFolderIsLoggedOncePerDisappearance() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let h = try start(dir)
+            try FileManager.default.removeItem(atPath: h.docs)
+            #expect(try h.sync()["ok"] == true)
+            try waitForRescans(h)
+            #expect(h.logCount("source folder is missing") == 1, "\(h.daemon.log)")
+            // Back, then gone again: a new event, a new line.
+            try writeFile(h.docs + "/a.md", "# A\n\nthe returning heron\n")
+            try h.waitForStatus("the returned folder indexed") { $0["files"] == 1 }
+            try FileManager.default.removeItem(atPath: h.docs)
+            try h.waitForStatus("the folder gone again") { $0["files"] == 0 }
+            try waitForRescans(h)
+            #expect(h.logCount("source folder is missing") == 2, "\(h.daemon.log)")
+            #expect(h.daemon.stop() == 0)
+        }
+    }
+
     /// Two writes within one timestamp tick leave size and mtime as they were; the event still gets the new content.
     @Test func sameSizeRewriteWithTheSameMtimeIsNoticed() throws {
         try withTemporaryDirectory { (dir: String) throws in

@@ -147,7 +147,8 @@ public final class Watcher: @unchecked Sendable {
         let parent = slash == root.startIndex ? "/" : String(root[..<slash])
         let alreadyWatched = state.withLock { $0.watchOfPath[parent] != nil || $0.parentWatches.values.contains(parent) }
         guard !alreadyWatched else { return }
-        let wd = inotify_add_watch(fd, parent, UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_ONLYDIR))
+        // IN_ATTRIB: a root that exists but could not be watched (not readable) is watched once its mode allows.
+        let wd = inotify_add_watch(fd, parent, UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_ATTRIB) | UInt32(IN_ONLYDIR))
         guard wd >= 0 else { return }
         state.withLock { $0.parentWatches[wd] = parent }
     }
@@ -369,14 +370,18 @@ public final class Watcher: @unchecked Sendable {
             if mask & UInt32(IN_IGNORED) != 0 { state.withLock { _ = $0.parentWatches.removeValue(forKey: raw.wd) }; return }
             guard mask & UInt32(IN_ISDIR) != 0, !raw.name.isEmpty else { return }
             let path = parent == "/" ? "/" + raw.name : parent + "/" + raw.name
-            let (returning, stillAwaiting): ([SourceSpec], Bool) = state.withLock { state in
+            var (returning, stillAwaiting): ([SourceSpec], Bool) = state.withLock { state in
                 let returning = state.sources.filter { $0.root == path && state.watchOfPath[path] == nil }
                 let awaiting = state.sources.contains { $0.root != path && $0.root.hasPrefix(parent + "/") && state.watchOfPath[$0.root] == nil }
                 return (returning, awaiting)
             }
             for source in returning {
-                logger.notice("source folder is back", metadata: ["source.path": "\(source.root)"])
-                watchTree(source.root, source: source)
+                if watchTree(source.root, source: source).isEmpty {
+                    // There but not watchable yet (not readable): keep waiting for its next change.
+                    stillAwaiting = true
+                } else {
+                    logger.notice("source folder is back", metadata: ["source.path": "\(source.root)"])
+                }
                 events.append(.folder(source.root))
             }
             if !returning.isEmpty && !stillAwaiting {

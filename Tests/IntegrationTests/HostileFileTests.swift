@@ -9,11 +9,11 @@ import Testing
 struct HostileFileTests {
     /// Starts ragd on `dir/docs` with a one-second rescan (so rescans demonstrably do not log again) and no model.
     func start(_ dir: String, extraConfig: String = "", launcher: [String] = [], sourceTable: Bool = false,
-               syncTimeoutMS: Int = 60000) throws -> FaultHarness {
+               syncTimeoutMS: Int = 60000, rescanSeconds: Int = 1) throws -> FaultHarness {
         let docs = dir + "/docs"
         try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
         let config = dir + "/ragd.toml"
-        var text = "[index]\nrescan_interval_seconds = 1\n[model]\nenabled = false\n" + extraConfig
+        var text = "[index]\nrescan_interval_seconds = \(rescanSeconds)\n[model]\nenabled = false\n" + extraConfig
         if sourceTable { text = "state_dir = \"\(dir)/state\"\n" + text }
         try writeFile(config, text)
         let daemon = try DaemonProcess(arguments: (sourceTable ? [] : ["--source", docs]) + ["--state-dir", dir + "/state", "--socket", dir + "/ragd.sock", "--config", config],
@@ -347,6 +347,30 @@ struct HostileFileTests {
             #expect(try h.sync()["ok"] == true)
             #expect(try h.paths("coyote") == [path])
             #expect(try h.paths("jackal").isEmpty)
+            #expect(h.daemon.stop() == 0)
+        }
+    }
+
+    /// A source folder that cannot be listed at start is indexed and watched as soon as its mode allows, without
+    /// waiting for a rescan (rescans are off here).
+    @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare (see permissionDeniedFilesAndFoldersAreKeptAndRetried)"))
+    func unreadableSourceFolderIsWatchedOnceReadable() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = dir + "/docs"
+            try writeFile(docs + "/a.md", "# A\n\nthe patient bittern\n")
+            #expect(chmod(docs, 0) == 0)
+            let h = try start(dir, launcher: ["unshare", "--user"], rescanSeconds: 0)
+            #expect(try h.status()["files"] == 0)
+            #expect(try h.status()["watch"]?["folders"] == 0)
+            #expect(logLines(h, "cannot list folder", path: docs) == 1, "\(h.daemon.log)")
+            #expect(chmod(docs, 0o755) == 0)
+            #expect(try h.sync()["ok"] == true)
+            #expect(try h.paths("bittern") == [docs + "/a.md"])
+            #expect(try h.status()["watch"]?["folders"] == 1)
+            try writeFile(docs + "/b.md", "# B\n\nthe watched avocet\n")
+            #expect(try h.sync()["ok"] == true)
+            #expect(try h.paths("avocet") == [docs + "/b.md"])
             #expect(h.daemon.stop() == 0)
         }
     }

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import RagStore
 import RagTestSupport
+import RagCore
 import Testing
 @testable import RagIngest
 
@@ -263,6 +264,73 @@ private func createFile(in folder: String, name: [UInt8], contents: String = "# 
             guard case .delete(let path)? = indexer.prepareOne(scanned, previous: record) else { Issue.record("no delete"); return }
             #expect(path == docs + "/a.md")
             #expect(indexer.prepareOne(scanned, previous: nil) == nil)
+        }
+    }
+}
+
+/// Log lines captured in memory, for counting.
+final class CapturedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+    func count(_ text: String) -> Int { lock.lock(); defer { lock.unlock() }; return lines.filter { $0.contains(text) }.count }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let log: CapturedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { log.append("\(event.level) \(event.message)") }
+}
+
+/// Vectors that cannot be saved because the map is full at its ceiling: the chunks are not given up on, the fault is
+/// logged once, and the vectors are saved once room returns.
+@Suite struct EmbedWorkerFaultTests {
+    @Test func vectorsWaitForRoomInsteadOfFailingChunks() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let analyzer = Analyzer()
+            let store = try Store(directory: dir + "/index", configuration: StoreConfiguration(mapSize: 2 << 20, maxMapSize: 2 << 20))
+            // Fill the map with text (no model yet, so no vectors).
+            var files = 0
+            fill: for n in 0..<500 {
+                let chunks = (0..<20).map { c in
+                    PreparedChunk(text: (0..<100).map { "v\(n)x\(c)y\($0)" }.joined(separator: " "), lines: (c + 1)...(c + 1), headings: [], analyzer: analyzer)
+                }
+                do {
+                    try store.apply([.upsert(PreparedFile(path: "/d/f\(n).md", size: 1, mtimeNanos: 1, contentHash: SHA256.hash(Array("\(n)".utf8)),
+                                                          title: nil, tags: [], chunks: chunks))])
+                    files += 1
+                } catch let error as StoreError where error.code == .mapFull {
+                    break fill
+                }
+            }
+            #expect(files > 1)
+            let embedder = FakeEmbedder(dimensions: 256)
+            try store.configureModel(id: embedder.modelID, dimensions: embedder.dimensions)
+            let captured = CapturedLog()
+            let worker = EmbedWorker(store: store, embedder: embedder, batchSize: 16, logger: Logger(label: "test") { _ in CapturingLogHandler(log: captured) })
+            let total = store.counts.chunks
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { worker.run(); done.signal() }
+            defer { worker.stop(); done.wait() }
+            // The worker runs into the full map (it embeds, then cannot save), repeatedly; nothing is given up on.
+            let deadline = Date().addingTimeInterval(60)
+            while captured.count("cannot save vectors") == 0 && Date() < deadline { _ = poll(nil, 0, 20) }
+            #expect(captured.count("cannot save vectors") == 1)
+            #expect(worker.pending == total - store.embeddingCounts.embedded, "no chunk marked as failed")
+            #expect(captured.count("embedding failed") == 0)
+            // Room returns: all files but the last (whose chunks, the newest, have no vectors yet) go; it gets its vectors.
+            try store.apply((0..<(files - 1)).map { .delete(path: "/d/f\($0).md") })
+            worker.wake()
+            while (worker.pending > 0 || captured.count("vectors are being saved again") == 0) && Date() < deadline { _ = poll(nil, 0, 20) }
+            #expect(worker.pending == 0)
+            #expect(store.embeddingCounts.embedded == store.counts.chunks)
+            #expect(captured.count("cannot save vectors") == 1)
+            #expect(captured.count("vectors are being saved again") == 1)
         }
     }
 }

@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "RagProtocolTests", dependencies: ["RagProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RagConfigTests", dependencies: ["RagConfig", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagStore", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "RagEmbedTests", dependencies: ["RagEmbed", "RagEmbedKernels", "RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "RagSystemdTests", dependencies: [

@@ -264,13 +264,19 @@ public struct LimitSettings: Sendable, Equatable {
 
 /// `[index]`.
 public struct IndexSettings: Sendable, Equatable {
-    /// `map_size_mb`: LMDB map size in MiB (> 0).
+    /// `map_size_mb`: LMDB map size in MiB at start (> 0).
     public var mapSizeMB: Int
+    /// `max_map_size_mb`: the map grows automatically (doubling) up to this many MiB (≥ `map_size_mb`).
+    public var maxMapSizeMB: Int
     /// `rescan_interval_seconds`: periodic rescan period; 0 turns it off.
     public var rescanIntervalSeconds: Int
 
-    public init(mapSizeMB: Int = 4096, rescanIntervalSeconds: Int = 300) {
+    /// Default ceiling of the map (virtual address space, not disk).
+    public static let defaultMaxMapSizeMB = 65536
+
+    public init(mapSizeMB: Int = 4096, maxMapSizeMB: Int = IndexSettings.defaultMaxMapSizeMB, rescanIntervalSeconds: Int = 300) {
         self.mapSizeMB = mapSizeMB
+        self.maxMapSizeMB = max(mapSizeMB, maxMapSizeMB)
         self.rescanIntervalSeconds = rescanIntervalSeconds
     }
 }
@@ -424,10 +430,18 @@ private struct ConfigReader {
 
         if let index = try table(root, "index", prefix: "") {
             let p = "index."
-            try checkKeys(index, prefix: p, allowed: ["map_size_mb", "rescan_interval_seconds"])
+            try checkKeys(index, prefix: p, allowed: ["map_size_mb", "max_map_size_mb", "rescan_interval_seconds"])
             if let (v, line) = try integer(index, "map_size_mb", prefix: p) {
                 guard v > 0, v <= 1 << 24 else { throw fail(p + "map_size_mb", line, "must be between 1 and 16777216 (16 TiB), got \(v)") }
                 config.index.mapSizeMB = v
+                config.index.maxMapSizeMB = max(config.index.maxMapSizeMB, v)
+            }
+            if let (v, line) = try integer(index, "max_map_size_mb", prefix: p) {
+                guard v > 0, v <= 1 << 24 else { throw fail(p + "max_map_size_mb", line, "must be between 1 and 16777216 (16 TiB), got \(v)") }
+                guard v >= config.index.mapSizeMB else {
+                    throw fail(p + "max_map_size_mb", line, "must not be less than map_size_mb (\(config.index.mapSizeMB)), got \(v)")
+                }
+                config.index.maxMapSizeMB = v
             }
             if let (v, line) = try integer(index, "rescan_interval_seconds", prefix: p) {
                 guard v >= 0 else { throw fail(p + "rescan_interval_seconds", line, "must not be negative (0 turns rescanning off), got \(v)") }

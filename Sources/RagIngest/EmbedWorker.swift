@@ -21,6 +21,8 @@ public final class EmbedWorker: Sendable {
     private let embeddedCount = Atomic<Int>(0)
     private let busySince = Atomic<UInt64>(0)
     private let onBatch: @Sendable () -> Void
+    /// The store error that stops vectors from being saved (map at its ceiling, disk full), logged once.
+    private let storeFault = Mutex<String?>(nil)
 
     /// `onBatch` is called on the worker's thread after each batch of vectors is stored, and whenever it finds
     /// nothing left to embed.
@@ -94,8 +96,19 @@ public final class EmbedWorker: Sendable {
                 guard vectors.count == inputs.count else { throw IngestError("the embedder returned \(vectors.count) vectors for \(inputs.count) texts") }
                 try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
                 embeddedCount.add(inputs.count, ordering: .relaxed)
+                if storeFault.withLock({ fault in defer { fault = nil }; return fault != nil }) {
+                    logger.notice("vectors are being saved again")
+                }
                 // Chunks deleted meanwhile have no input; they drop out of the scan by themselves.
                 onBatch()
+            } catch let error as StoreError {
+                // The store cannot take writes (map at its ceiling, disk full): not the chunks' fault. Log once, wait,
+                // and retry the same chunks later.
+                let message = "\(error)"
+                if storeFault.withLock({ fault in defer { fault = message }; return fault != message }) {
+                    logger.error("cannot save vectors; retrying every 10 s meanwhile", metadata: ["error": "\(message)"])
+                }
+                _ = wakeUp.wait(timeout: .now() + .seconds(10))
             } catch {
                 // Retry one by one so a single bad input does not hold back the others.
                 for id in ids {

@@ -85,6 +85,9 @@ public final class Indexer: Sendable {
     private let state = Mutex(IndexerStatus())
     /// Files already reported as skipped, by path, with the size and mtime they had, so rescans do not log them again.
     private let skipped = Mutex([String: (UInt64, Int64)]())
+    /// What was last logged about each path (a skipped file, an unreadable folder, a link not followed…), so that
+    /// rescans and repeated events do not log it again; cleared when the path is fine again or gone.
+    private let reported = Mutex([String: String]())
     private let stopRequested = Atomic<Bool>(false)
     private let progressNanos = Atomic<UInt64>(0)
 
@@ -109,6 +112,32 @@ public final class Indexer: Sendable {
 
     private var stopping: Bool { stopRequested.load(ordering: .relaxed) }
 
+    /// Logs `message` about `path` unless the same problem (`key`) was the last one logged for it.
+    private func report(_ path: String, key: String, level: Logger.Level = .warning, _ message: Logger.Message,
+                        metadata: Logger.Metadata = [:]) {
+        let fresh = reported.withLock { reported in
+            defer { reported[path] = key }
+            return reported[path] != key
+        }
+        guard fresh else { return }
+        var metadata = metadata
+        metadata["file.path"] = "\(path)"
+        logger.log(level: level, message, metadata: metadata)
+    }
+
+    /// The path is fine again (or gone): a later problem with it is logged again.
+    private func clearReport(_ path: String) {
+        _ = reported.withLock { $0.removeValue(forKey: path) }
+    }
+
+    /// After a full pass: forgets skips and reports of paths that neither exist as candidates any more nor had a
+    /// problem in this pass, so counts reflect the last pass and a problem that comes back is logged again.
+    private func forget(except keep: Set<String>) {
+        skipped.withLock { map in for path in map.keys where !keep.contains(path) { map[path] = nil } }
+        skipReasons.withLock { map in for path in map.keys where !keep.contains(path) { map[path] = nil } }
+        reported.withLock { map in for path in map.keys where !keep.contains(path) { map[path] = nil } }
+    }
+
     /// The most specific source containing `path`.
     func source(for path: String) -> SourceSpec? {
         configuration.sources.filter { $0.root == path || $0.contains(path) }.max { $0.root.count < $1.root.count }
@@ -129,6 +158,9 @@ public final class Indexer: Sendable {
         var summary = WriteSummary()
         var folders = changes.folders
         var files = changes.files
+        // Files named by change events are checked by content even when their size and mtime look unchanged: a
+        // second write within the file system's timestamp granularity leaves both as they were.
+        let verify = changes.files
         let sources = configuration.sources
         if changes.everything {
             folders = Set(sources.map(\.root))
@@ -166,6 +198,7 @@ public final class Indexer: Sendable {
         var indexed: [String: FileRecord] = [:]
         var keepPrefixes: [String] = []
         var removedRoots: [String] = []
+        var problemPaths = Set<String>()
         let outermost = folders.filter { folder in !folders.contains { $0 != folder && folder.hasPrefix($0 + "/") } }
         for folder in outermost.sorted() {
             guard let source = source(for: folder) else {
@@ -175,10 +208,13 @@ public final class Indexer: Sendable {
             }
             let result = SourceScanner.scan(source, below: folder == source.root ? nil : folder)
             for problem in result.problems {
-                logger.warning("cannot scan part of a source", metadata: ["file.path": "\(problem.path)", "error": "\(problem.message)"])
+                problemPaths.insert(problem.path)
+                report(problem.path, key: "scan: " + problem.message, level: problem.severity == .info ? .info : .warning,
+                       "skipped while scanning a source", metadata: ["reason": "\(problem.message)"])
             }
             if result.rootUnreadable { keepPrefixes.append(folder + "/") }
             if result.rootMissing && folder == source.root { removedRoots.append(folder) }
+            if folder == source.root && !result.rootMissing && !result.rootUnreadable { clearReport(folder) }
             keepPrefixes.append(contentsOf: result.unreadableFolders.map { $0 + "/" })
             for file in result.files where scanned[file.path] == nil && self.source(for: file.path)?.root == source.root {
                 scanned[file.path] = file
@@ -190,11 +226,18 @@ public final class Indexer: Sendable {
             for (path, record) in try store.allFiles() where source(for: path) == nil { indexed[path] = record }
         }
         for root in removedRoots {
-            logger.warning("source folder is missing; its files are removed from the index until it returns", metadata: ["source.path": "\(root)"])
+            problemPaths.insert(root)
+            report(root, key: "missing root", "source folder is missing; its files are removed from the index until it returns")
         }
         var deletions: [String] = []
         for path in indexed.keys where scanned[path] == nil {
             if keepPrefixes.contains(where: { path.hasPrefix($0) }) { continue }
+            if outermost.contains(path) {
+                // A reconciled "folder" indexed as a file: it was a file and may be one again (a folder renamed away
+                // and a file renamed to its name); the single-file check below decides from the disk.
+                files.insert(path)
+                continue
+            }
             deletions.append(path)
         }
         let known = skipped.withLock { $0 }
@@ -215,14 +258,31 @@ public final class Indexer: Sendable {
             }
             var st = stat()
             var exists = lstat(path, &st) == 0
-            if exists && (st.st_mode & S_IFMT) == S_IFLNK { exists = source.followSymlinks && stat(path, &st) == 0 }
+            var unfollowedLink = false
+            if exists && (st.st_mode & S_IFMT) == S_IFLNK {
+                if source.followSymlinks {
+                    exists = stat(path, &st) == 0
+                } else {
+                    unfollowedLink = true
+                    report(path, key: "scan: symbolic link not followed (follow_symlinks is off)", level: .info,
+                           "skipped while scanning a source", metadata: ["reason": "symbolic link not followed (follow_symlinks is off)"])
+                    exists = false
+                }
+            }
+            if exists && !source.followSymlinks && source.hasSymlinkBelowRoot(parentFolder(of: path)) { exists = false }
             guard exists, (st.st_mode & S_IFMT) == S_IFREG else {
+                if exists && (st.st_mode & S_IFMT) != S_IFDIR {
+                    let message = "not a regular file (\(SourceScanner.kindName(st.st_mode & S_IFMT))); skipped"
+                    report(path, key: "scan: " + message, "skipped while scanning a source", metadata: ["reason": "\(message)"])
+                } else if !exists && !unfollowedLink {
+                    forgetSkip(path)
+                }
                 if record != nil { deletions.append(path) }
                 continue
             }
             let file = ScannedFile(path: path, size: UInt64(st.st_size), mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
             if let record { indexed[path] = record }
-            if let record, record.size == file.size, record.mtimeNanos == file.mtimeNanos { continue }
+            if let record, record.size == file.size, record.mtimeNanos == file.mtimeNanos, !verify.contains(path) { continue }
             if record == nil, let seen = known[path], seen == (file.size, file.mtimeNanos) { continue }
             candidates.append(file)
         }
@@ -243,7 +303,7 @@ public final class Indexer: Sendable {
         if !deletions.isEmpty && !stopping {
             for batch in stride(from: 0, to: deletions.count, by: 512) {
                 let slice = deletions[batch..<min(batch + 512, deletions.count)]
-                summary.add(try store.apply(slice.map { .delete(path: $0) }))
+                summary.add(try applyInPieces(slice.map { .delete(path: $0) }))
                 state.withLock { $0.pending -= slice.count; $0.done += slice.count }
             }
         }
@@ -252,9 +312,12 @@ public final class Indexer: Sendable {
         while index < candidates.count && !stopping {
             let batch = Array(candidates[index..<min(index + batchSize, candidates.count)])
             index += batch.count
-            summary.add(try store.apply(prepare(batch, indexed: indexed)))
+            summary.add(try applyInPieces(prepare(batch, indexed: indexed)))
             progressNanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             state.withLock { $0.pending -= batch.count; $0.done += batch.count }
+        }
+        if changes.everything && !stopping {
+            forget(except: problemPaths.union(scanned.keys))
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let (binary, large, unreadable) = skippedCounts()
@@ -277,6 +340,27 @@ public final class Indexer: Sendable {
             ])
         }
         return summary
+    }
+
+    /// Applies `changes` in one transaction; if the index map is full (at its ceiling), one change per transaction
+    /// instead, so that whatever fits gets in and each deletion frees pages for the next. Throws the first failure
+    /// after trying them all (each file stays atomic either way).
+    private func applyInPieces(_ changes: [IndexChange]) throws -> WriteSummary {
+        do {
+            return try store.apply(changes)
+        } catch let failure as StoreError where failure.code == .mapFull && changes.count > 1 {
+            var summary = WriteSummary()
+            var firstFailure: (any Error)?
+            for change in changes {
+                do {
+                    summary.add(try store.apply([change]))
+                } catch let failure as StoreError where failure.code == .mapFull {
+                    firstFailure = firstFailure ?? failure
+                }
+            }
+            if let firstFailure { throw firstFailure }
+            return summary
+        }
     }
 
     private let skipReasons = Mutex([String: SkipReason]())
@@ -306,48 +390,70 @@ public final class Indexer: Sendable {
         return results.withLock { $0.compactMap { $0 } }
     }
 
-    private func followSymlinks(for path: String) -> Bool {
-        source(for: path)?.followSymlinks ?? false
-    }
-
     private func markSkipped(_ file: ScannedFile, _ reason: SkipReason?) {
         skipped.withLock { if reason == nil { $0[file.path] = nil } else { $0[file.path] = (file.size, file.mtimeNanos) } }
         skipReasons.withLock { $0[file.path] = reason }
+    }
+
+    private func forgetSkip(_ path: String) {
+        skipped.withLock { $0[path] = nil }
+        skipReasons.withLock { $0[path] = nil }
+        clearReport(path)
+    }
+
+    private func parentFolder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
     }
 
     /// One file: nil when there is nothing to write (unreadable: retried on the next scan).
     func prepareOne(_ file: ScannedFile, previous: FileRecord?) -> IndexChange? {
         let contents: FileContents
         let configuration = self.configuration
-        switch FileReader.read(path: file.path, followSymlinks: followSymlinks(for: file.path), maxBytes: configuration.maxFileBytes) {
+        let source = source(for: file.path)
+        switch FileReader.read(path: file.path, root: source?.root, followSymlinks: source?.followSymlinks ?? false,
+                               maxBytes: configuration.maxFileBytes) {
         case .success(let c): contents = c
-        case .failure(.vanished), .failure(.notRegular):
+        case .failure(.vanished):
+            forgetSkip(file.path)
+            return previous == nil ? nil : .delete(path: file.path)
+        case .failure(.notRegular):
             markSkipped(file, nil)
+            report(file.path, key: "not regular", "skipped while scanning a source", metadata: ["reason": "not a regular file; skipped"])
             return previous == nil ? nil : .delete(path: file.path)
         case .failure(.tooLarge(let size, let limit)):
-            logger.warning("skipping file over the size cap", metadata: ["file.path": "\(file.path)", "file.size": "\(size)", "limit": "\(limit)"])
             markSkipped(file, .tooLarge)
+            report(file.path, key: "too large \(size) \(file.mtimeNanos)", "skipping file over the size cap",
+                   metadata: ["file.size": "\(size)", "limit": "\(limit)"])
             return previous == nil ? nil : .delete(path: file.path)
         case .failure(.unreadable(let message)):
-            logger.warning("cannot read file; will retry on the next scan", metadata: ["file.path": "\(file.path)", "error": "\(message)"])
             markSkipped(file, .unreadable)
+            report(file.path, key: "unreadable: " + message, "cannot read file; keeping what is indexed and retrying on each scan",
+                   metadata: ["error": "\(message)"])
             // Keep what is indexed; the file is retried (its mtime may not change when permissions are fixed).
             skipped.withLock { $0[file.path] = nil }
+            return nil
+        case .failure(.changing):
+            // Keep what is indexed; the writer's next event (or the next scan) reads it again.
+            report(file.path, key: "changing", level: .info, "file kept changing while being read; it is read again on its next change or scan")
             return nil
         }
         let hash = SHA256.hash(contents.bytes)
         if let previous, previous.contentHash == hash {
             markSkipped(file, nil)
+            clearReport(file.path)
+            if previous.size == contents.size && previous.mtimeNanos == contents.mtimeNanos { return nil }
             return .touch(path: file.path, size: contents.size, mtimeNanos: contents.mtimeNanos)
         }
         guard let decoded = TextDecoding.decode(contents.bytes) else {
-            logger.warning("skipping binary file", metadata: ["file.path": "\(file.path)"])
             markSkipped(file, .binary)
+            report(file.path, key: "binary \(hash.hex)", "skipping binary file")
             return previous == nil ? nil : .delete(path: file.path)
         }
         markSkipped(file, nil)
+        clearReport(file.path)
         if decoded.hadInvalidUTF8 {
-            logger.warning("file is not valid UTF-8; decoded with replacement characters", metadata: ["file.path": "\(file.path)"])
+            report(file.path, key: "invalid UTF-8 \(hash.hex)", "file is not valid UTF-8; decoded with replacement characters")
         }
         let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
         let format = DocumentFormat.detect(fileName: name) ?? .plainText

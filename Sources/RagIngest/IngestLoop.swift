@@ -30,6 +30,19 @@ public final class IngestLoop: Sendable {
         var lastEvent: ContinuousClock.Instant?
         /// Items taken by the pass in flight.
         var inFlight = 0
+        /// While ingest is blocked: no pass starts before this instant, whatever events arrive.
+        var retryAt: ContinuousClock.Instant?
+    }
+
+    /// Why ingest stopped (index map at its ceiling, disk full, I/O error), for `status`.
+    public struct Fault: Sendable, Equatable {
+        /// True from a failed pass until a pass succeeds.
+        public var blocked = false
+        /// The error of the last failed pass (kept after recovery until the next failure, for operators).
+        public var lastError: String?
+        /// Failed passes in a row.
+        public var failures = 0
+        public init() {}
     }
 
     public let indexer: Indexer
@@ -43,6 +56,15 @@ public final class IngestLoop: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let busySince = Atomic<UInt64>(0)
     private let onPass: @Sendable (IndexerStatus) -> Void
+    private let faultState = Mutex(Fault())
+
+    /// Whether ingest is blocked and why.
+    public var fault: Fault { faultState.withLock { $0 } }
+
+    /// Delay before retry number `failures` of a blocked pass: 1 s, doubling, at most 30 s.
+    public static func retryDelay(failures: Int) -> Duration {
+        .seconds(min(30, 1 << min(max(failures - 1, 0), 5)))
+    }
 
     /// `onPass` is called on the loop's thread after each applied batch (for STATUS= notifications).
     public init(indexer: Indexer, watcher: Watcher?, configuration: Configuration, logger: Logger,
@@ -84,7 +106,7 @@ public final class IngestLoop: Sendable {
     }
 
     /// Waits until every change made on disk before this call is applied: the watcher's kernel queue is read,
-    /// then the loop must catch up. Returns false on timeout.
+    /// then the loop must catch up. Returns false on timeout, and at once while ingest is blocked (see `fault`).
     public func sync(timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         if let watcher { _ = watcher.drain(timeout: timeout) }
@@ -92,6 +114,7 @@ public final class IngestLoop: Sendable {
         progress.lock()
         defer { progress.unlock() }
         while queue.withLock({ $0.applied }) < target {
+            if faultState.withLock({ $0.blocked }) { return false }
             if stopped.load(ordering: .relaxed) || !progress.wait(until: deadline) { return queue.withLock { $0.applied } >= target }
         }
         return true
@@ -123,6 +146,7 @@ public final class IngestLoop: Sendable {
             let now = ContinuousClock.now
             let (hasWork, wait): (Bool, Duration?) = queue.withLock { queue in
                 guard !queue.changes.isEmpty, let first = queue.firstEvent, let last = queue.lastEvent else { return (false, nil) }
+                if let retryAt = queue.retryAt, retryAt > now { return (false, retryAt - now) }
                 let quietLeft = configuration.quietPeriod - (now - last)
                 let delayLeft = configuration.maximumDelay - (now - first)
                 let left = min(quietLeft, delayLeft)
@@ -153,18 +177,51 @@ public final class IngestLoop: Sendable {
             if changes.everything { watcher?.rewatchMissingRoots() }
             busySince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             defer { busySince.store(0, ordering: .relaxed) }
+            var failed = false
             do {
                 try indexer.apply(changes)
+                let recovered: Fault? = faultState.withLock { fault in
+                    guard fault.blocked else { return nil }
+                    defer { fault.blocked = false; fault.failures = 0 }
+                    return fault
+                }
+                if let recovered {
+                    logger.notice("indexing resumed", metadata: ["failed_attempts": "\(recovered.failures)"])
+                }
             } catch {
-                logger.error("indexing failed; the changes will be retried by the next rescan", metadata: ["error": "\(error)"])
-                // Try again from the disk's state in a while, rather than losing the changes or spinning.
-                let retry = ContinuousClock.now + .seconds(10)
-                queue.withLock { $0.changes.everything = true; $0.firstEvent = retry; $0.lastEvent = retry }
+                failed = true
+                let message = "\(error)"
+                let (first, failures): (Bool, Int) = faultState.withLock { fault in
+                    let first = !fault.blocked || fault.lastError != message
+                    fault.blocked = true
+                    fault.lastError = message
+                    fault.failures += 1
+                    return (first, fault.failures)
+                }
+                let delay = IngestLoop.retryDelay(failures: failures)
+                if first {
+                    // Once per distinct failure: retries with the same error stay quiet until it changes or clears.
+                    logger.error("indexing is blocked; queries keep answering from the index as it is, and the changes are retried with backoff (at most every 30 s)",
+                                 metadata: ["error": "\(message)"])
+                }
+                // Retry the whole reconciliation from the disk's state after the backoff, rather than losing the
+                // changes or spinning; events arriving meanwhile wait for it too.
+                let retry = ContinuousClock.now + delay
+                queue.withLock { queue in
+                    queue.changes.everything = true
+                    queue.firstEvent = queue.firstEvent ?? retry
+                    queue.lastEvent = queue.lastEvent ?? retry
+                    queue.retryAt = retry
+                    queue.inFlight = 0
+                }
             }
             if stopped.load(ordering: .relaxed) { break }
             queue.withLock { queue in
                 queue.inFlight = 0
-                queue.applied = max(queue.applied, sequence)
+                if !failed {
+                    queue.applied = max(queue.applied, sequence)
+                    queue.retryAt = nil
+                }
             }
             progress.lock()
             progress.broadcast()

@@ -51,6 +51,19 @@ public struct SourceSpec: Sendable, Equatable {
         return true
     }
 
+    /// Whether a folder between the root (exclusive) and `path` (inclusive) is a symbolic link. The root itself
+    /// may be reached through links; below it, nothing is followed unless `followSymlinks`.
+    public func hasSymlinkBelowRoot(_ path: String) -> Bool {
+        guard let rel = relativePath(of: path) else { return false }
+        var current = root.hasSuffix("/") ? String(root.dropLast()) : root
+        var st = stat()
+        for component in rel.split(separator: "/") {
+            current += "/" + component
+            if lstat(current, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { return true }
+        }
+        return false
+    }
+
     /// Whether the file at an absolute path is one this source indexes (by name and place, not by content).
     public func acceptsFile(path: String) -> Bool {
         guard let rel = relativePath(of: path), !rel.isEmpty else { return false }
@@ -70,6 +83,20 @@ public struct ScannedFile: Sendable, Equatable {
     public var mtimeNanos: Int64
 }
 
+/// Something a walk skipped or could not do, reported once per path (see `Indexer`).
+public struct ScanProblem: Sendable, Equatable {
+    public enum Severity: Sendable { case info, warning }
+    /// The path (folder or file) concerned; names that are not valid UTF-8 are shown with `\xNN` escapes.
+    public var path: String
+    public var message: String
+    public var severity: Severity
+    public init(path: String, message: String, severity: Severity = .warning) {
+        self.path = path
+        self.message = message
+        self.severity = severity
+    }
+}
+
 /// What a walk of one source found.
 public struct ScanResult: Sendable {
     public var files: [ScannedFile] = []
@@ -79,7 +106,7 @@ public struct ScanResult: Sendable {
     public var rootMissing = false
     /// The root exists but cannot be listed (its indexed files are kept).
     public var rootUnreadable = false
-    public var problems: [(path: String, message: String)] = []
+    public var problems: [ScanProblem] = []
 }
 
 /// Walks a source folder with POSIX calls: no symlink following unless asked, loop-safe, never throws.
@@ -101,13 +128,18 @@ public enum SourceScanner {
         if stat(start, &st) != 0 {
             if errno == ENOENT || errno == ENOTDIR { result.rootMissing = true } else {
                 result.rootUnreadable = true
-                result.problems.append((start, String(cString: strerror(errno))))
+                result.problems.append(ScanProblem(path: start, message: String(cString: strerror(errno))))
             }
             return result
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
             result.rootMissing = true
-            if folder == nil { result.problems.append((start, "not a folder")) }
+            if folder == nil { result.problems.append(ScanProblem(path: start, message: "not a folder")) }
+            return result
+        }
+        if folder != nil && !source.followSymlinks && source.hasSymlinkBelowRoot(start) {
+            // A folder inside the source reached through a symbolic link: not part of the source.
+            result.rootMissing = true
             return result
         }
         var visited: Set<[UInt64]> = [[UInt64(st.st_dev), UInt64(st.st_ino)]]
@@ -116,14 +148,22 @@ public enum SourceScanner {
             guard let dir = opendir(folder) else {
                 if folder == start { result.rootUnreadable = true }
                 result.unreadableFolders.append(folder)
-                result.problems.append((folder, String(cString: strerror(errno))))
+                result.problems.append(ScanProblem(path: folder, message: "cannot list folder: \(String(cString: strerror(errno))); what is indexed below it is kept"))
                 continue
             }
             defer { closedir(dir) }
             var names: [String] = []
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+                guard let name = String(validating: bytes, as: UTF8.self) else {
+                    // Such a name cannot be stored, reported in JSON or matched by globs without being confused with
+                    // another one (a lossy decoding would merge names), so the entry is skipped.
+                    let display = SourceScanner.displayName(bytes)
+                    if !(source.skipHidden && bytes.first == UInt8(ascii: ".")) {
+                        result.problems.append(ScanProblem(path: folder == "/" ? "/" + display : folder + "/" + display,
+                                                           message: "name is not valid UTF-8; skipped (rename it to index it)"))
+                    }
+                    continue
                 }
                 if name == "." || name == ".." { continue }
                 names.append(name)
@@ -137,24 +177,73 @@ public enum SourceScanner {
                 guard lstat(path, &info) == 0 else { continue }  // vanished while listing
                 var kind = info.st_mode & S_IFMT
                 if kind == S_IFLNK {
-                    guard source.followSymlinks, stat(path, &info) == 0 else { continue }
+                    guard source.followSymlinks else {
+                        // Reported when the link would have mattered: it names an indexable file or leads to a folder.
+                        var target = stat()
+                        let toFolder = stat(path, &target) == 0 && (target.st_mode & S_IFMT) == S_IFDIR
+                        if (toFolder && source.acceptsFolder(relativePath: rel)) || (!toFolder && source.accepts(relativePath: rel)) {
+                            result.problems.append(ScanProblem(path: path, message: "symbolic link not followed (follow_symlinks is off)", severity: .info))
+                        }
+                        continue
+                    }
+                    guard stat(path, &info) == 0 else {
+                        if source.accepts(relativePath: rel) || source.acceptsFolder(relativePath: rel) {
+                            result.problems.append(ScanProblem(path: path, message: "symbolic link cannot be followed: \(String(cString: strerror(errno)))"))
+                        }
+                        continue
+                    }
                     kind = info.st_mode & S_IFMT
                 }
                 if kind == S_IFDIR {
+                    if source.exclude.contains(where: { $0.matches(rel) || $0.matches(rel + "/") }) { continue }
                     let identity: [UInt64] = [UInt64(info.st_dev), UInt64(info.st_ino)]
                     if visited.contains(identity) {
-                        result.problems.append((path, "symbolic link loop; not followed"))
+                        result.problems.append(ScanProblem(path: path, message: "folder already walked through another path (a symbolic link loop or a second link to it); not walked again", severity: .info))
                         continue
                     }
                     visited.insert(identity)
-                    if source.exclude.contains(where: { $0.matches(rel) || $0.matches(rel + "/") }) { continue }
                     stack.append((path, rel))
                 } else if kind == S_IFREG {
                     guard source.accepts(relativePath: rel) else { continue }
                     let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
                     result.files.append(ScannedFile(path: path, size: UInt64(info.st_size), mtimeNanos: mtime))
+                } else if source.accepts(relativePath: rel) {
+                    // FIFOs, sockets and devices are never opened, so a FIFO without a writer cannot block the walk.
+                    result.problems.append(ScanProblem(path: path, message: "not a regular file (\(SourceScanner.kindName(kind))); skipped"))
                 }
-                // FIFOs, sockets and devices are never read.
+            }
+        }
+        return result
+    }
+
+    /// A file-type name for logs.
+    public static func kindName(_ kind: mode_t) -> String {
+        switch kind {
+        case S_IFIFO: return "FIFO"
+        case S_IFSOCK: return "socket"
+        case S_IFCHR: return "character device"
+        case S_IFBLK: return "block device"
+        case S_IFDIR: return "folder"
+        case S_IFLNK: return "symbolic link"
+        default: return "special file"
+        }
+    }
+
+    /// A file name for logs and problems: valid UTF-8 as it is, other bytes as `\xNN`.
+    public static func displayName(_ bytes: [UInt8]) -> String {
+        var result = ""
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            // The longest valid prefix, then one escaped byte.
+            var end = rest.endIndex
+            while end > rest.startIndex, String(validating: rest[rest.startIndex..<end], as: UTF8.self) == nil { end -= 1 }
+            result += String(decoding: rest[rest.startIndex..<end], as: UTF8.self)
+            if end < rest.endIndex {
+                let byte = rest[end]
+                result += "\\x" + String(byte, radix: 16, uppercase: true).leftPadded(2)
+                rest = rest[(end + 1)...]
+            } else {
+                rest = rest[end...]
             }
         }
         return result
@@ -165,4 +254,8 @@ public enum SourceScanner {
         name.hasSuffix("~") || name.hasSuffix(".swp") || name.hasSuffix(".swx") || name.hasSuffix(".tmp")
             || (name.hasPrefix("#") && name.hasSuffix("#")) || name.hasPrefix(".#") || name == "4913"
     }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

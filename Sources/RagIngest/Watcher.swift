@@ -147,7 +147,8 @@ public final class Watcher: @unchecked Sendable {
         let parent = slash == root.startIndex ? "/" : String(root[..<slash])
         let alreadyWatched = state.withLock { $0.watchOfPath[parent] != nil || $0.parentWatches.values.contains(parent) }
         guard !alreadyWatched else { return }
-        let wd = inotify_add_watch(fd, parent, UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_ONLYDIR))
+        // IN_ATTRIB: a root that exists but could not be watched (not readable) is watched once its mode allows.
+        let wd = inotify_add_watch(fd, parent, UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_ATTRIB) | UInt32(IN_ONLYDIR))
         guard wd >= 0 else { return }
         state.withLock { $0.parentWatches[wd] = parent }
     }
@@ -189,9 +190,10 @@ public final class Watcher: @unchecked Sendable {
             while let entry = readdir(dir) {
                 let type = entry.pointee.d_type
                 guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) || (type == UInt8(DT_LNK) && source.followSymlinks) else { continue }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
+                // A folder whose name is not valid UTF-8 is skipped (the scan reports it).
+                guard let name = withUnsafeBytes(of: entry.pointee.d_name, { raw in
+                    String(validating: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }) else { continue }
                 if name == "." || name == ".." { continue }
                 let child = path == "/" ? "/" + name : path + "/" + name
                 if let rel = source.relativePath(of: child), !source.acceptsFolder(relativePath: rel) { continue }
@@ -221,6 +223,10 @@ public final class Watcher: @unchecked Sendable {
                     logger.error("inotify watch limit reached; folders beyond it are covered by the periodic rescan only. Raise it with: sysctl fs.inotify.max_user_watches=\(max(limit * 2, 524288)) (and persist it in /etc/sysctl.d/)",
                                  metadata: ["inotify.max_user_watches": "\(limit)", "folder": "\(path)"])
                 }
+            } else if code == EACCES {
+                // The scan reports the unreadable folder once; it is watched when its permissions change back.
+                state.withLock { $0.status.unwatchedFolders += 1 }
+                logger.debug("cannot watch folder", metadata: ["folder": "\(path)", "error": "\(String(cString: strerror(code)))"])
             } else if code != ENOENT && code != ENOTDIR {
                 state.withLock { $0.status.unwatchedFolders += 1 }
                 logger.warning("cannot watch folder", metadata: ["folder": "\(path)", "error": "\(String(cString: strerror(code)))"])
@@ -291,6 +297,8 @@ public final class Watcher: @unchecked Sendable {
         var mask: UInt32
         var cookie: UInt32
         var name: String
+        /// The name's bytes were not valid UTF-8 (`name` is then empty).
+        var invalidName = false
     }
 
     private func run() {
@@ -325,8 +333,9 @@ public final class Watcher: @unchecked Sendable {
                         let cookie = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
                         let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
                         let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[(offset + 16)..<min(offset + 16 + length, n)])
-                        let name = String(decoding: nameBytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-                        return (RawEvent(wd: wd, mask: mask, cookie: cookie, name: name), 16 + length)
+                        let raw = nameBytes.prefix(while: { $0 != 0 })
+                        let name = String(validating: raw, as: UTF8.self)
+                        return (RawEvent(wd: wd, mask: mask, cookie: cookie, name: name ?? "", invalidName: name == nil), 16 + length)
                     }
                     offset += size
                     translate(raw, into: &events, pendingFrom: &pendingFrom)
@@ -361,14 +370,18 @@ public final class Watcher: @unchecked Sendable {
             if mask & UInt32(IN_IGNORED) != 0 { state.withLock { _ = $0.parentWatches.removeValue(forKey: raw.wd) }; return }
             guard mask & UInt32(IN_ISDIR) != 0, !raw.name.isEmpty else { return }
             let path = parent == "/" ? "/" + raw.name : parent + "/" + raw.name
-            let (returning, stillAwaiting): ([SourceSpec], Bool) = state.withLock { state in
+            var (returning, stillAwaiting): ([SourceSpec], Bool) = state.withLock { state in
                 let returning = state.sources.filter { $0.root == path && state.watchOfPath[path] == nil }
                 let awaiting = state.sources.contains { $0.root != path && $0.root.hasPrefix(parent + "/") && state.watchOfPath[$0.root] == nil }
                 return (returning, awaiting)
             }
             for source in returning {
-                logger.notice("source folder is back", metadata: ["source.path": "\(source.root)"])
-                watchTree(source.root, source: source)
+                if watchTree(source.root, source: source).isEmpty {
+                    // There but not watchable yet (not readable): keep waiting for its next change.
+                    stillAwaiting = true
+                } else {
+                    logger.notice("source folder is back", metadata: ["source.path": "\(source.root)"])
+                }
                 events.append(.folder(source.root))
             }
             if !returning.isEmpty && !stillAwaiting {
@@ -389,11 +402,17 @@ public final class Watcher: @unchecked Sendable {
             // Only a source root matters here; other folders are reported by their parent's event.
             let isRoot = state.withLock { $0.sources.contains { $0.root == folder } }
             if isRoot {
-                logger.warning("source folder was deleted or moved away", metadata: ["source.path": "\(folder)"])
+                // The indexer's reconciliation logs the missing folder (once).
+                logger.debug("source folder was deleted or moved away", metadata: ["source.path": "\(folder)"])
                 forgetTree(folder)
                 watchParent(of: folder)
                 events.append(.folder(folder))
             }
+            return
+        }
+        if raw.invalidName {
+            // Not a path ragd can name: the folder's scan skips it and reports it once.
+            events.append(.folder(folder))
             return
         }
         guard !raw.name.isEmpty else { return }
@@ -432,6 +451,10 @@ public final class Watcher: @unchecked Sendable {
             } else if mask & UInt32(IN_DELETE) != 0 {
                 forgetTree(path)
                 events.append(.folder(path))
+            } else if mask & UInt32(IN_ATTRIB) != 0, state.withLock({ $0.watchOfPath[path] == nil }), let source = source(for: path) {
+                // Permissions changed on a folder that could not be watched (or listed): try again, and check it.
+                if let rel = source.relativePath(of: path), !source.acceptsFolder(relativePath: rel) { return }
+                if !watchTree(path, source: source).isEmpty { events.append(.folder(path)) }
             }
             return
         }

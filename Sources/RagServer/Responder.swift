@@ -42,6 +42,8 @@ public struct IndexResponder: RequestResponder {
     public var defaultFusion: Fusion
     /// Why dense modes are unavailable right now (nil when they are available).
     public var denseUnavailable: @Sendable () -> String?
+    /// Why ingest is blocked right now (nil when it is not): `sync` then answers `unavailable` at once.
+    public var ingestBlocked: @Sendable () -> String? = { nil }
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
@@ -86,6 +88,9 @@ public struct IndexResponder: RequestResponder {
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {
+                if let reason = ingestBlocked() {
+                    throw WireError(.unavailable, "ingest is blocked (\(reason)); searches answer from the index as it is until it resumes")
+                }
                 throw WireError(.timeout, "changes were not all applied within \(Int(timeout * 1000)) ms")
             }
             let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6

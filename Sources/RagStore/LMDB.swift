@@ -32,8 +32,13 @@ public struct TableFlags: OptionSet, Sendable {
 }
 
 /// An LMDB environment (`MDB_env*`, which is safe to share between threads).
+///
+/// Every transaction holds `gate` shared for its lifetime, so that `setMapSize` (which LMDB allows only while no
+/// transaction of this process is active) can take it exclusively. The lock prefers readers, so a transaction
+/// that begins another one on the same thread cannot deadlock against a waiting resize.
 final class LMDBEnvironment: @unchecked Sendable {
     let handle: OpaquePointer
+    private let gate = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 
     init(directory: String, mapSize: Int, maxTables: UInt32) throws(LMDBError) {
         var env: OpaquePointer?
@@ -50,12 +55,31 @@ final class LMDBEnvironment: @unchecked Sendable {
             throw error
         }
         handle = env
+        pthread_rwlock_init(gate, nil)
     }
 
-    deinit { mdb_env_close(handle) }
+    deinit {
+        mdb_env_close(handle)
+        pthread_rwlock_destroy(gate)
+        gate.deallocate()
+    }
 
-    /// Grows the map; only valid while no transaction is active in this process.
-    func setMapSize(_ bytes: Int) throws(LMDBError) { try check(mdb_env_set_mapsize(handle, bytes)) }
+    /// Changes the map size: waits until no transaction of this process is active (new ones wait meanwhile).
+    /// Must not be called from inside a transaction.
+    func setMapSize(_ bytes: Int) throws(LMDBError) {
+        pthread_rwlock_wrlock(gate)
+        defer { pthread_rwlock_unlock(gate) }
+        try check(mdb_env_set_mapsize(handle, bytes))
+    }
+
+    /// Bytes of the map in use: the last page written plus one, times the page size.
+    var usedBytes: Int {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(handle, &info)
+        mdb_env_stat(handle, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
 
     var mapSize: Int {
         var info = MDB_envinfo()
@@ -65,6 +89,8 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Copies the environment to `directory` (compacted), consistent while writers continue.
     func copy(to directory: String) throws(LMDBError) {
+        pthread_rwlock_rdlock(gate)
+        defer { pthread_rwlock_unlock(gate) }
         try check(mdb_env_copy2(handle, directory, UInt32(MDB_CP_COMPACT)))
     }
 
@@ -72,6 +98,8 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Runs `body` in a read-only transaction that ends when it returns.
     func withReadTransaction<T>(_ body: (Transaction) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(gate)
+        defer { pthread_rwlock_unlock(gate) }
         var txn: OpaquePointer?
         try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
         defer { mdb_txn_abort(txn) }
@@ -80,6 +108,8 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Runs `body` in a write transaction, committed when it returns and aborted when it throws.
     func withWriteTransaction<T>(_ body: (Transaction) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(gate)
+        defer { pthread_rwlock_unlock(gate) }
         var txn: OpaquePointer?
         try check(mdb_txn_begin(handle, nil, 0, &txn))
         let result: T

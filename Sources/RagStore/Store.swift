@@ -27,9 +27,18 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
 /// Store settings.
 public struct StoreConfiguration: Sendable {
-    /// LMDB map size in bytes (the most the index can grow to before it is enlarged).
+    /// LMDB map size in bytes at start (raised to the size of an existing, larger index).
     public var mapSize: Int
-    public init(mapSize: Int = 4 << 30) { self.mapSize = mapSize }
+    /// The most the map may grow to: a write that finds the map full doubles it (up to this) and is retried; at
+    /// this size it fails with `StoreError.Code.mapFull`.
+    public var maxMapSize: Int
+    /// Called (on the writing thread) after each growth of the map, with the old and new sizes in bytes.
+    public var onMapResize: (@Sendable (_ from: Int, _ to: Int) -> Void)?
+    public init(mapSize: Int = 4 << 30, maxMapSize: Int? = nil, onMapResize: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.mapSize = mapSize
+        self.maxMapSize = max(mapSize, maxMapSize ?? mapSize)
+        self.onMapResize = onMapResize
+    }
 }
 
 /// One chunk of a file being indexed, with its analyzed terms.
@@ -147,10 +156,12 @@ public final class Store: Sendable {
     let memory: ReadWriteLocked<ChunkTable>
     private let writeLock = ReadWriteLocked<Void>(())
     private let analyzer = Analyzer()
+    private let configuration: StoreConfiguration
 
     /// Opens (creating if needed) the index in `directory`. Refuses an index of another schema or analyzer version.
     public init(directory: String, configuration: StoreConfiguration = .init()) throws {
         self.directory = directory
+        self.configuration = configuration
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw StoreError(.io, "cannot create index directory \(directory): \(String(cString: strerror(errno)))")
         }
@@ -288,9 +299,18 @@ public final class Store: Sendable {
         guard !changes.isEmpty else { return WriteSummary() }
         return try writeLock.write { _ in
             var memoryOps: [(inout ChunkTable) -> Void] = []
-            let summary: WriteSummary
-            do {
-                summary = try env.withWriteTransaction { txn in
+            // Removing files must always be possible, or a full index could never be made smaller: transactions
+            // that only delete or rename may grow the map into a reserve beyond the ceiling.
+            let onlyRemoves = changes.allSatisfy { change in
+                switch change {
+                case .delete, .move: return true
+                case .upsert, .touch: return false
+                }
+            }
+            let removalLimit = configuration.maxMapSize + Store.deletionReserve(configuration.maxMapSize)
+            let summary: WriteSummary = try growingMap(limit: onlyRemoves ? removalLimit : configuration.maxMapSize) {
+                memoryOps = []
+                return try env.withWriteTransaction { txn in
                     var summary = WriteSummary()
                     for change in changes {
                         switch change {
@@ -302,13 +322,59 @@ public final class Store: Sendable {
                     }
                     return summary
                 }
+            }
+            memory.write { table in for op in memoryOps { op(&table) } }
+            if onlyRemoves && summary.filesDeleted > 0 && env.mapSize >= configuration.maxMapSize {
+                // LMDB reuses the pages a transaction frees only once a later transaction has committed. At the
+                // ceiling, the next upsert must be able to use them at once: commit a small marker now.
+                try? growingMap(limit: removalLimit) {
+                    try env.withWriteTransaction { txn in
+                        let key = Array("freed".utf8)
+                        let count = try txn.get(meta, key: key).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
+                        try txn.put(meta, key: key, value: beKey(count &+ 1))
+                    }
+                }
+            }
+            return summary
+        }
+    }
+
+    /// How far beyond the ceiling transactions that only delete or rename may grow the map: an eighth of the
+    /// ceiling, at least 8 MiB.
+    public static func deletionReserve(_ ceiling: Int) -> Int { max(ceiling / 8, 8 << 20) }
+
+    /// Map size, ceiling and bytes in use now.
+    public var mapUsage: (size: Int, maximum: Int, used: Int) {
+        (env.mapSize, configuration.maxMapSize, env.usedBytes)
+    }
+
+    /// Runs one write attempt (call with `writeLock` held, outside any transaction); when the map is full, grows it
+    /// (doubling, up to `maxMapSize`) and tries again. LMDB errors become `StoreError`s: `mapFull` at the ceiling,
+    /// `io` otherwise (for example ENOSPC when the disk is full). A failed attempt leaves the index as it was.
+    private func growingMap<T>(limit: Int? = nil, _ attempt: () throws -> T) throws -> T {
+        let limit = limit ?? configuration.maxMapSize
+        while true {
+            do {
+                return try attempt()
             } catch let error as LMDBError where error == .mapFull {
-                throw StoreError(.mapFull, "the index map is full (\(env.mapSize >> 20) MiB); raise index.map_size_mb", cause: error)
+                let current = env.mapSize
+                guard current < limit else {
+                    throw StoreError(.mapFull, "the index map is full at its ceiling (\(current >> 20) MiB); raise index.max_map_size_mb", cause: error)
+                }
+                let step = 1 << 20
+                let grown = min(limit, max(current * 2, current + step))
+                do {
+                    try env.setMapSize(grown)
+                } catch {
+                    throw StoreError(.mapFull, "the index map is full (\(current >> 20) MiB) and cannot be grown", cause: error)
+                }
+                guard env.mapSize > current else {
+                    throw StoreError(.mapFull, "the index map is full (\(current >> 20) MiB) and did not grow", cause: error)
+                }
+                configuration.onMapResize?(current, env.mapSize)
             } catch let error as LMDBError {
                 throw StoreError(.io, "index write failed", cause: error)
             }
-            memory.write { table in for op in memoryOps { op(&table) } }
-            return summary
         }
     }
 
@@ -466,14 +532,14 @@ public final class Store: Sendable {
     public func configureModel(id: String, dimensions: Int) throws -> String? {
         let tag = Array(SHA256.hash(Array(id.utf8)).bytes.prefix(4))
         let previous: String? = try writeLock.write { _ in
-            try env.withWriteTransaction { txn in
+            try growingMap { try env.withWriteTransaction { txn in
                 let old = try txn.get(meta, key: Array("model".utf8)).map { String(decoding: $0, as: UTF8.self) }
                 if old != id {
                     try txn.put(meta, key: Array("model".utf8), value: Array(id.utf8))
                     try txn.put(meta, key: Array("dimensions".utf8), value: beKey(UInt32(dimensions)))
                 }
                 return old == id ? nil : old
-            }
+            } }
         }
         model.write { $0 = (id, tag, dimensions) }
         var loaded: [(UInt32, [Float])] = []
@@ -536,7 +602,7 @@ public final class Store: Sendable {
     public func storeEmbeddings(_ items: [(id: UInt32, hash: ContentHash, vector: [Float])]) throws {
         guard let (_, tag, dimensions) = model.read({ $0 }), !items.isEmpty else { return }
         try writeLock.write { _ in
-            let live: [(UInt32, [Float])] = try env.withWriteTransaction { txn in
+            let live: [(UInt32, [Float])] = try growingMap { try env.withWriteTransaction { txn in
                 var live: [(UInt32, [Float])] = []
                 for item in items where item.vector.count == dimensions {
                     try txn.put(embeddings, key: tag + item.hash.bytes, value: Store.encodeVector(item.vector))
@@ -545,7 +611,7 @@ public final class Store: Sendable {
                     }
                 }
                 return live
-            }
+            } }
             memory.write { table in
                 for (id, vector) in live where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
             }

@@ -215,6 +215,9 @@ struct Status: ParsableCommand {
             if state == "indexing", let done = reply["progress"]?["done"]?.intValue, let total = reply["progress"]?["total"]?.intValue, total > 0 {
                 print("progress: \(done)/\(total) files")
             }
+            if reply["ingest_blocked"] == true {
+                print("ingest:   blocked, retrying: \(reply["last_error"]?.stringValue ?? "unknown error")")
+            }
             print("files:    \(reply["files"]?.intValue ?? 0)")
             print("chunks:   \(reply["chunks"]?.intValue ?? 0)")
             for source in reply["sources"]?.arrayValue ?? [] {

@@ -141,16 +141,19 @@ struct Daemon: AsyncParsableCommand {
             unlink(indexDirectory + "/data.mdb")
             unlink(indexDirectory + "/lock.mdb")
         }
-        let store = try Store(directory: indexDirectory, configuration: StoreConfiguration(mapSize: settings.index.mapSizeMB << 20))
+        let store = try Store(directory: indexDirectory, configuration: StoreConfiguration(
+            mapSize: settings.index.mapSizeMB << 20, maxMapSize: settings.index.maxMapSizeMB << 20,
+            onMapResize: { from, to in
+                logger.notice("index map grown", metadata: ["map.from_mb": "\(from >> 20)", "map.to_mb": "\(to >> 20)",
+                                                            "map.max_mb": "\(settings.index.maxMapSizeMB)"])
+            }))
         let counts = store.counts
         logger.notice("index open", metadata: ["index.path": "\(indexDirectory)", "files": "\(counts.files)", "chunks": "\(counts.chunks)"])
 
         let sources = settings.sources.map {
             SourceSpec(root: $0.path, include: $0.include, exclude: $0.exclude, followSymlinks: $0.followSymlinks, skipHidden: $0.skipHidden)
         }
-        for source in sources where access(source.root, R_OK | X_OK) != 0 {
-            logger.warning("source folder is not readable now; it will be scanned when it is", metadata: ["source.path": "\(source.root)", "error": "\(String(cString: strerror(errno)))"])
-        }
+        // A missing or unreadable source folder is reported (once) by the first scan.
         let indexer = Indexer(store: store, configuration: IndexerConfiguration(
             sources: sources,
             chunking: ChunkingConfiguration(targetTokens: settings.chunking.targetTokens, maxTokens: settings.chunking.maxTokens,
@@ -179,6 +182,7 @@ struct Daemon: AsyncParsableCommand {
         sink.target.withLock { $0 = loop }
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
+        embeddings.setIngestFault { let fault = loop.fault; return fault.blocked ? fault.lastError : nil }
         /// The sources `view` may see, with their file and chunk counts.
         let visibleSources: @Sendable (AccessView) -> [JSONValue] = { view in
             let sourceRoots = indexer.configuration.sources.map(\.root).filter(view.showsSource)
@@ -221,9 +225,16 @@ struct Daemon: AsyncParsableCommand {
             let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            let fault = loop.fault
+            let map = store.mapUsage
             return [
                 ("state", .string(state.rawValue)),
                 ("pending", .int(Int64(pending))),
+                ("ingest_blocked", .bool(fault.blocked)),
+                ("last_error", fault.lastError.map { .string($0) } ?? .null),
+                ("ingest_retries", .int(Int64(fault.failures))),
+                ("index_map", .object([("size_mb", .int(Int64(map.size >> 20))), ("max_mb", .int(Int64(map.maximum >> 20))),
+                                       ("used_mb", .double((Double(map.used) / 1048576 * 10).rounded() / 10))])),
                 ("files", .int(Int64(counts.files))),
                 ("chunks", .int(Int64(counts.chunks))),
                 ("progress", .object([("done", .int(Int64(status.done))), ("total", .int(Int64(status.total)))])),
@@ -259,6 +270,7 @@ struct Daemon: AsyncParsableCommand {
         responder.sources = visibleSources
         responder.access.current = Daemon.accessPolicy(settings)
         responder.logger = logger
+        responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let access = responder.access
         let inherited = Systemd.inheritedListeningSocket()
@@ -400,6 +412,13 @@ final class Embeddings: Sendable {
     }
     let store: Store
     private let current = Mutex(Phase())
+    private let faultProvider = Mutex<(@Sendable () -> String?)?>(nil)
+    /// Sets where to learn why ingest is blocked (nil when it is not), for the STATUS= line.
+    func setIngestFault(_ provider: @escaping @Sendable () -> String?) { faultProvider.withLock { $0 = provider } }
+    func ingestFault() -> String? {
+        let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
+        return provider?()
+    }
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
     init(store: Store) { self.store = store }
@@ -422,7 +441,9 @@ final class Embeddings: Sendable {
     func reportStatus() {
         let counts = store.counts
         let waiting = pending
-        if waiting > 0 && !phase.loading {
+        if let fault = ingestFault() {
+            StatusReporter.shared.report("ingest blocked: \(fault)")
+        } else if waiting > 0 && !phase.loading {
             StatusReporter.shared.report("embedding; \(store.embeddingCounts.embedded)/\(counts.chunks) chunks have vectors")
         } else if waiting > 0 {
             StatusReporter.shared.report("serving BM25; loading the embedding model")

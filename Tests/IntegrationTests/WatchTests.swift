@@ -17,7 +17,9 @@ struct WatchTests {
         let client: LineClient
 
         func sync() throws {
-            let reply = try JSONParser.parse(try client.request(#"{"id":0,"op":"sync","timeout_ms":60000}"#))
+            // Index changes only: these tests search with BM25, and waiting for the vectors of thousands of chunks
+            // made the overflow test depend on how busy the machine is.
+            let reply = try JSONParser.parse(try client.request(#"{"id":0,"op":"sync","timeout_ms":60000,"vectors":false}"#))
             #expect(reply["ok"] == true, "sync failed: \(reply.serialized())\n\(daemon.log.suffix(3000))")
         }
 

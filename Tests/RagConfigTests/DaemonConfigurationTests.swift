@@ -32,6 +32,7 @@ struct DaemonConfigurationTests {
         #expect(c.limits.maxQueryBytes == 8192)
         #expect(c.limits.maxConnections == 256)
         #expect(c.index.mapSizeMB == 4096)
+        #expect(c.index.maxMapSizeMB == 65536)
         #expect(c.index.rescanIntervalSeconds == 300)
         let source = SourceSettings(path: "/x")
         #expect(source.include.map(\.pattern) == ["**/*.md", "**/*.markdown", "**/*.rst", "**/*.rst.txt", "**/*.txt"])
@@ -281,6 +282,8 @@ struct DaemonConfigurationTests {
         Bad("[limits]\nmax_query_bytes = 0", 2, "limits.max_query_bytes", "must be greater than 0"),
         Bad("[limits]\nmax_connections = 0", 2, "limits.max_connections", "must be greater than 0"),
         Bad("[index]\nmap_size_mb = 0", 2, "index.map_size_mb", "must be between 1 and 16777216"),
+        Bad("[index]\nmap_size_mb = 128\nmax_map_size_mb = 64", 3, "index.max_map_size_mb", "must not be less than map_size_mb (128)"),
+        Bad("[index]\nmax_map_size_mb = 0", 2, "index.max_map_size_mb", "must be between 1 and 16777216"),
         Bad("[index]\nrescan_interval_seconds = -1", 2, "index.rescan_interval_seconds", "must not be negative"),
         // Sources.
         Bad("[[source]]\ninclude = [\"*.md\"]", 1, "source[0].path", "missing required key"),

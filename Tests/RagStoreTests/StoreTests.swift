@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RagCore
 import RagStore
 import RagTestSupport
@@ -127,5 +128,86 @@ struct StoreTests {
         #expect(Store.fileExtension(of: "/a/b.md") == "md")
         #expect(Store.fileExtension(of: "/a/.hidden") == "")
         #expect(Store.fileExtension(of: "/a/README") == "")
+    }
+}
+
+/// The map grows when full (while readers keep reading), up to its ceiling; at the ceiling a write fails cleanly.
+struct MapGrowthTests {
+    let analyzer = Analyzer()
+
+    /// A file of `chunks` chunks of distinct words.
+    func bulky(_ n: Int, chunks: Int = 40) -> PreparedFile {
+        let texts = (0..<chunks).map { c in (0..<150).map { "w\(n)x\(c)y\($0)" }.joined(separator: " ") }
+        return PreparedFile(path: "/d/f\(n).md", size: 1, mtimeNanos: 1, contentHash: SHA256.hash(Array("\(n)".utf8)), title: nil, tags: [],
+                            chunks: texts.enumerated().map { PreparedChunk(text: $1, lines: ($0 + 1)...($0 + 1), headings: [], analyzer: analyzer) })
+    }
+
+    @Test func growsWhileReadersRead() throws {
+        try withTemporaryDirectory { dir in
+            let resized = Mutex<[(Int, Int)]>([])
+            let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 1 << 20, maxMapSize: 256 << 20,
+                                                                                    onMapResize: { from, to in resized.withLock { $0.append((from, to)) } }))
+            let stop = Mutex(false)
+            let reads = Mutex(0)
+            let group = DispatchGroup()
+            let running = DispatchSemaphore(value: 0)
+            for _ in 0..<3 {
+                DispatchQueue.global().async(group: group) {
+                    var first = true
+                    while !stop.withLock({ $0 }) {
+                        defer { if first { first = false; running.signal() } }
+                        // Snapshots held for a moment, so growth has to wait for them.
+                        _ = try? store.withSnapshot { snapshot in try snapshot.documentFrequency("w0x0y0") }
+                        _ = try? store.file(path: "/d/f0.md")
+                        reads.withLock { $0 += 1 }
+                    }
+                }
+            }
+            // The readers are reading before the writes (and the resizes) begin.
+            for _ in 0..<3 { running.wait() }
+            for n in 0..<60 { try store.apply([.upsert(bulky(n))]) }
+            stop.withLock { $0 = true }
+            group.wait()
+            let usage = store.mapUsage
+            #expect(usage.size > 1 << 20)
+            #expect(usage.maximum == 256 << 20)
+            #expect(usage.used <= usage.size)
+            #expect(!resized.withLock { $0 }.isEmpty)
+            #expect(resized.withLock { $0 }.allSatisfy { $0.1 > $0.0 })
+            #expect(reads.withLock { $0 } > 0)
+            #expect(store.counts.files == 60)
+            #expect(try store.file(path: "/d/f59.md")?.chunkIDs.count == 40)
+        }
+    }
+
+    @Test func failsCleanlyAtTheCeiling() throws {
+        try withTemporaryDirectory { dir in
+            let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 1 << 20, maxMapSize: 2 << 20))
+            var written = 0
+            var failure: StoreError?
+            for n in 0..<200 {
+                do {
+                    try store.apply([.upsert(bulky(n))])
+                    written += 1
+                } catch let error as StoreError {
+                    failure = error
+                    break
+                }
+            }
+            let error = try #require(failure)
+            #expect(error.code == .mapFull)
+            #expect(error.message.contains("max_map_size_mb"))
+            #expect(store.mapUsage.size == 2 << 20)
+            // Everything committed before is intact and readable; the failed write left nothing behind.
+            #expect(store.counts.files == written)
+            #expect(try store.allFiles().count == written)
+            #expect(try store.file(path: "/d/f\(written).md") == nil)
+            #expect(try store.file(path: "/d/f0.md")?.chunkIDs.count == 40)
+            // Deleting is always possible (it may grow the map into a reserve beyond the ceiling), and makes room.
+            try store.apply((0..<written).map { .delete(path: "/d/f\($0).md") })
+            #expect(store.mapUsage.size <= (2 << 20) + Store.deletionReserve(2 << 20))
+            try store.apply([.upsert(bulky(written))])
+            #expect(store.counts.files == 1)
+        }
     }
 }

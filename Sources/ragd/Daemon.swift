@@ -243,12 +243,16 @@ struct Daemon: AsyncParsableCommand {
             : .reciprocalRank(k: settings.search.rrfK)
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let inherited = Systemd.inheritedListeningSocket()
+        let maximumConnections = OpenFileLimit.connectionLimit(configured: settings.limits.maxConnections, logger: logger)
         let server = SocketServer(
             configuration: ServerConfiguration(
                 socketPath: settings.socket.path, socketMode: settings.socket.mode, socketGroup: settings.socket.group,
                 inheritedSocket: inherited, maximumLineBytes: settings.limits.maxRequestBytes,
                 limits: RequestLimits(maxK: settings.limits.maxK, maxQueryBytes: settings.limits.maxQueryBytes),
-                maximumConnections: settings.limits.maxConnections),
+                maximumConnections: maximumConnections,
+                connection: ConnectionLimits(requestTimeoutMs: settings.limits.requestTimeoutMs, idleTimeoutSeconds: settings.limits.idleTimeoutSeconds,
+                                             maximumPipelinedRequests: settings.limits.maxPipelinedRequests,
+                                             maximumReplyBufferBytes: settings.limits.maxReplyBufferBytes)),
             responder: responder, logger: logger,
             onBound: { Systemd.notify("READY=1") })
         if inherited == nil {

@@ -94,17 +94,19 @@ public final class SocketServer: Service, Sendable {
         let syncPool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
         pool.start()
         syncPool.start()
+        // The pools stop first: work that completes hops to the event loop, which must still be running then.
+        func shutdown() async {
+            try? await pool.shutdownGracefully()
+            try? await syncPool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+        }
         do {
             try await serve(group: group, pools: ConnectionHandler.Pools(work: pool, sync: syncPool))
         } catch {
-            try? await group.shutdownGracefully()
-            try? await pool.shutdownGracefully()
-            try? await syncPool.shutdownGracefully()
+            await shutdown()
             throw error
         }
-        try? await group.shutdownGracefully()
-        try? await pool.shutdownGracefully()
-        try? await syncPool.shutdownGracefully()
+        await shutdown()
     }
 
     private func serve(group: MultiThreadedEventLoopGroup, pools: ConnectionHandler.Pools) async throws {
@@ -414,17 +416,23 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let responder = self.responder
         let logger = self.logger
         let timeoutMs = connection.requestTimeoutMs
-        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> JSONValue? in
+        // The reply is serialised on the worker too, to keep the event loop free for accepting and framing.
+        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> [UInt8]? in
             // The peer is gone: nobody will read the reply.
             guard channel.isActive else { return nil }
-            if let deadline, NIODeadline.now() >= deadline { return ConnectionHandler.timeoutReply(id: id, ms: timeoutMs) }
-            return ConnectionHandler.answer(request, id: id, responder: responder, logger: logger)
+            let reply: JSONValue
+            if let deadline, NIODeadline.now() >= deadline {
+                reply = ConnectionHandler.timeoutReply(id: id, ms: timeoutMs)
+            } else {
+                reply = ConnectionHandler.answer(request, id: id, responder: responder, logger: logger)
+            }
+            return ConnectionHandler.line(reply)
         }
         let timer = deadline.map { deadline in
             context.eventLoop.scheduleTask(deadline: deadline) { [self] in
                 guard replyPending, started == number else { return }
                 replyPending = false
-                logger.info("request timed out", metadata: ["request.id": "\(id.serialized())", "limit.ms": "\(timeoutMs)"])
+                logger.debug("request timed out", metadata: ["request.id": "\(id.serialized())", "limit.ms": "\(timeoutMs)"])
                 write(timeoutReply(id: id))
                 drain()
             }
@@ -436,7 +444,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 replyPending = false
                 switch result {
                 case .success(let reply?):
-                    write(reply)
+                    write(line: reply)
                 case .success(nil):
                     break
                 case .failure(let error):
@@ -466,14 +474,24 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func timeoutReply(id: JSONValue) -> JSONValue { ConnectionHandler.timeoutReply(id: id, ms: connection.requestTimeoutMs) }
 
-    /// Writes one reply line; a completed write counts as activity.
-    @discardableResult
-    private func write(_ reply: JSONValue) -> EventLoopFuture<Void>? {
-        guard let context else { return nil }
+    /// `reply` serialised, with its newline.
+    static func line(_ reply: JSONValue) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(1024)
         reply.write(to: &bytes)
         bytes.append(0x0A)
+        return bytes
+    }
+
+    @discardableResult
+    private func write(_ reply: JSONValue) -> EventLoopFuture<Void>? {
+        write(line: ConnectionHandler.line(reply))
+    }
+
+    /// Writes one reply line; a completed write counts as activity.
+    @discardableResult
+    private func write(line bytes: [UInt8]) -> EventLoopFuture<Void>? {
+        guard let context else { return nil }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         let promise = context.eventLoop.makePromise(of: Void.self)

@@ -24,6 +24,8 @@ public struct IndexResponder: RequestResponder {
     public var defaultFusion: Fusion
     /// Why dense modes are unavailable right now (nil when they are available).
     public var denseUnavailable: @Sendable () -> String?
+    /// Whether the daemon is stopping (a `sync` that returns false then was cut short, not timed out).
+    public var stopping: @Sendable () -> Bool = { false }
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable () -> [(String, JSONValue)]) {
@@ -57,6 +59,7 @@ public struct IndexResponder: RequestResponder {
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {
+                if stopping() { throw WireError(.unavailable, "ragd is stopping; changes were not all applied") }
                 throw WireError(.timeout, "changes were not all applied within \(Int(timeout * 1000)) ms")
             }
             let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6

@@ -76,14 +76,19 @@ public final class SocketServer: Service, Sendable {
     private let responder: any RequestResponder
     private let logger: Logger
     private let onBound: @Sendable () -> Void
+    private let onShutdown: @Sendable () -> Void
     private let connections = Atomic<Int>(0)
     private let refusals = Atomic<Int>(0)
 
-    public init(configuration: ServerConfiguration, responder: any RequestResponder, logger: Logger, onBound: @escaping @Sendable () -> Void = {}) {
+    /// `onShutdown` is called when graceful shutdown begins, before the server waits for the requests in flight: it
+    /// should make requests that wait (`sync`) return.
+    public init(configuration: ServerConfiguration, responder: any RequestResponder, logger: Logger, onBound: @escaping @Sendable () -> Void = {},
+                onShutdown: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
         self.onBound = onBound
+        self.onShutdown = onShutdown
     }
 
     public func run() async throws {
@@ -188,6 +193,7 @@ public final class SocketServer: Service, Sendable {
         onBound()
         // Serve until graceful shutdown (SIGTERM/SIGINT), or until cancelled.
         try? await gracefulShutdown()
+        onShutdown()
         try? await channel.close()
         if let createdPath { unlink(createdPath) }
         logger.notice("socket closed")
@@ -380,13 +386,13 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 write(Reply.failure(id: decoded.id, error))
             case .success(let request):
                 if case .sync = request {
-                    start(request, id: decoded.id, deadline: nil, on: pools.sync)
+                    start(request, id: decoded.id, received: next.received, deadline: nil, on: pools.sync)
                 } else {
                     let deadline = next.received + requestTimeout
                     if NIODeadline.now() >= deadline {
                         write(timeoutReply(id: decoded.id))
                     } else {
-                        start(request, id: decoded.id, deadline: deadline, on: pools.work)
+                        start(request, id: decoded.id, received: next.received, deadline: deadline, on: pools.work)
                     }
                 }
             }
@@ -406,7 +412,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Answers `request` on `pool`. With a deadline, the client gets `timeout` when it passes: the work itself cannot
     /// be interrupted, but its result is then discarded, and work that has not started by the deadline is skipped.
-    private func start(_ request: Request, id: JSONValue, deadline: NIODeadline?, on pool: NIOThreadPool) {
+    private func start(_ request: Request, id: JSONValue, received: NIODeadline, deadline: NIODeadline?, on pool: NIOThreadPool) {
         guard let context else { return }
         replyPending = true
         workerBusy = true
@@ -423,6 +429,10 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             let reply: JSONValue
             if let deadline, NIODeadline.now() >= deadline {
                 reply = ConnectionHandler.timeoutReply(id: id, ms: timeoutMs)
+            } else if case .sync(let timeout, let vectors) = request {
+                // A sync's timeout counts from its arrival, time spent waiting for a thread included.
+                let waited = Double((NIODeadline.now() - received).nanoseconds) / 1e9
+                reply = ConnectionHandler.answer(.sync(timeout: max(0, timeout - waited), vectors: vectors), id: id, responder: responder, logger: logger)
             } else {
                 reply = ConnectionHandler.answer(request, id: id, responder: responder, logger: logger)
             }

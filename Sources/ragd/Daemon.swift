@@ -241,6 +241,7 @@ struct Daemon: AsyncParsableCommand {
         }
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
+        responder.stopping = { loop.waitersAreReleased }
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let inherited = Systemd.inheritedListeningSocket()
         let maximumConnections = OpenFileLimit.connectionLimit(configured: settings.limits.maxConnections, logger: logger)
@@ -254,7 +255,11 @@ struct Daemon: AsyncParsableCommand {
                                              maximumPipelinedRequests: settings.limits.maxPipelinedRequests,
                                              maximumReplyBufferBytes: settings.limits.maxReplyBufferBytes)),
             responder: responder, logger: logger,
-            onBound: { Systemd.notify("READY=1") })
+            onBound: { Systemd.notify("READY=1") },
+            onShutdown: {
+                loop.releaseWaiters()
+                embeddings.releaseWaiters()
+            })
         if inherited == nil {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
@@ -384,6 +389,7 @@ final class Embeddings: Sendable {
     }
     let store: Store
     private let current = Mutex(Phase())
+    private let waitersReleased = Atomic<Bool>(false)
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
     init(store: Store) { self.store = store }
@@ -421,9 +427,15 @@ final class Embeddings: Sendable {
         progress.lock()
         defer { progress.unlock() }
         while phase.loading || pending > 0 {
-            if !progress.wait(until: deadline) { return !phase.loading && pending == 0 }
+            if waitersReleased.load(ordering: .relaxed) || !progress.wait(until: deadline) { return !phase.loading && pending == 0 }
         }
         return true
+    }
+
+    /// Makes every `waitUntilCaughtUp`, now or later, return at once (at shutdown).
+    func releaseWaiters() {
+        waitersReleased.store(true, ordering: .relaxed)
+        changed()
     }
 
     /// Chunks still waiting for a vector; while the model loads, every chunk without one.

@@ -216,6 +216,38 @@ struct LimitsTests {
         }
     }
 
+    /// `sync` waits on threads of its own: more waiting syncs than search workers do not hold up searches, and a
+    /// graceful stop answers them at once instead of waiting for their timeout.
+    @Test func waitingSyncsHoldNoSearchWorkerNorTheStop() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = try makeCorpus(dir, count: 5)
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir)
+            let client = try daemon.client()
+            #expect(try json(client.request(#"{"id":0,"op":"sync","timeout_ms":120000}"#))["ok"] == true)
+            // Enough new text to keep the embedder busy for a while.
+            for n in 0..<600 {
+                let body = (0..<120).map { "term\(n)x\($0)" }.joined(separator: " ")
+                try writeFile(docs + "/new/\(n).md", "# New \(n)\n\n\(body)\n")
+            }
+            let waiters = try (0..<8).map { _ in try RawClient(path: daemon.socketPath) }
+            for (n, waiter) in waiters.enumerated() {
+                #expect(waiter.sendSome(Array(#"{"id":\#(n),"op":"sync","timeout_ms":120000}"#.utf8 + [0x0A])[...]) > 0)
+            }
+            let search = try json(client.request(searchLine(id: 1, k: 3)))
+            #expect(search["ok"] == true, "a search is answered while 8 syncs wait")
+            let status = try json(client.request(#"{"id":2,"op":"status"}"#))
+            let pending = status["embeddings"]?["pending"]?.intValue ?? 0
+            #expect(pending > 0, "the syncs were still waiting (vectors pending) when the search was answered")
+            let started = Date()
+            #expect(daemon.stop() == 0)
+            #expect(Date().timeIntervalSince(started) < 20, "waiting syncs do not hold up a graceful stop")
+            for waiter in waiters {
+                let reply = try json(#require(try LineReader(fd: waiter.fd).readLine()))
+                #expect(reply["ok"] == true || reply["error"]?["code"] == "unavailable", "\(reply.serialized())")
+            }
+        }
+    }
+
     /// The configured max_k and max_query_bytes are enforced per request and keep the connection open.
     @Test func configuredKAndQueryLimits() throws {
         try withTemporaryDirectory { (dir: String) throws in

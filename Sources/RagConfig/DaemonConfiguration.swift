@@ -236,6 +236,10 @@ public struct BM25Settings: Sendable, Equatable {
 
 /// `[limits]`; all strictly positive.
 public struct LimitSettings: Sendable, Equatable {
+    /// Upper bounds of the time limits, so that they stay far from overflowing a nanosecond clock.
+    public static let maxRequestTimeoutMs = 86_400_000
+    public static let maxIdleTimeoutSeconds = 31_536_000
+
     /// `max_file_bytes`: bigger files are skipped.
     public var maxFileBytes: Int
     /// `max_request_bytes`: cap on one request line on the socket.
@@ -246,19 +250,38 @@ public struct LimitSettings: Sendable, Equatable {
     public var maxQueryBytes: Int
     /// `max_connections`: concurrent socket connections.
     public var maxConnections: Int
+    /// `request_timeout_ms`: a request (other than `sync`) not answered this long after it arrived is answered `timeout`.
+    public var requestTimeoutMs: Int
+    /// `idle_timeout_seconds`: a connection with no complete request, no reply written and nothing being answered
+    /// for this long is closed.
+    public var idleTimeoutSeconds: Int
+    /// `max_pipelined_requests`: requests one connection may have sent and not yet had answered; beyond this ragd
+    /// stops reading that connection.
+    public var maxPipelinedRequests: Int
+    /// `max_reply_buffer_bytes`: replies a connection has not read yet that ragd holds before it stops answering
+    /// (and reading) that connection.
+    public var maxReplyBufferBytes: Int
 
     public init(
         maxFileBytes: Int = 16_777_216,
         maxRequestBytes: Int = 1_048_576,
         maxK: Int = 1000,
         maxQueryBytes: Int = 8192,
-        maxConnections: Int = 256
+        maxConnections: Int = 256,
+        requestTimeoutMs: Int = 10_000,
+        idleTimeoutSeconds: Int = 300,
+        maxPipelinedRequests: Int = 64,
+        maxReplyBufferBytes: Int = 1_048_576
     ) {
         self.maxFileBytes = maxFileBytes
         self.maxRequestBytes = maxRequestBytes
         self.maxK = maxK
         self.maxQueryBytes = maxQueryBytes
         self.maxConnections = maxConnections
+        self.requestTimeoutMs = requestTimeoutMs
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.maxPipelinedRequests = maxPipelinedRequests
+        self.maxReplyBufferBytes = maxReplyBufferBytes
     }
 }
 
@@ -418,11 +441,23 @@ private struct ConfigReader {
                 ("max_k", \.maxK),
                 ("max_query_bytes", \.maxQueryBytes),
                 ("max_connections", \.maxConnections),
+                ("max_pipelined_requests", \.maxPipelinedRequests),
+                ("max_reply_buffer_bytes", \.maxReplyBufferBytes),
             ]
-            try checkKeys(limits, prefix: p, allowed: keys.map(\.0))
+            let times: [(String, WritableKeyPath<LimitSettings, Int>, Int)] = [
+                ("request_timeout_ms", \.requestTimeoutMs, LimitSettings.maxRequestTimeoutMs),
+                ("idle_timeout_seconds", \.idleTimeoutSeconds, LimitSettings.maxIdleTimeoutSeconds),
+            ]
+            try checkKeys(limits, prefix: p, allowed: keys.map(\.0) + times.map(\.0))
             for (key, path) in keys {
                 if let (v, line) = try integer(limits, key, prefix: p) {
                     guard v > 0 else { throw fail(p + key, line, "must be greater than 0, got \(v)") }
+                    config.limits[keyPath: path] = v
+                }
+            }
+            for (key, path, maximum) in times {
+                if let (v, line) = try integer(limits, key, prefix: p) {
+                    guard v > 0, v <= maximum else { throw fail(p + key, line, "must be between 1 and \(maximum), got \(v)") }
                     config.limits[keyPath: path] = v
                 }
             }

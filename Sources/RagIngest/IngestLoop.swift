@@ -54,6 +54,7 @@ public final class IngestLoop: Sendable {
     /// Signalled whenever `applied` advances.
     private let progress = NSCondition()
     private let stopped = Atomic<Bool>(false)
+    private let waitersReleased = Atomic<Bool>(false)
     private let busySince = Atomic<UInt64>(0)
     private let onPass: @Sendable (IndexerStatus) -> Void
     private let faultState = Mutex(Fault())
@@ -115,10 +116,24 @@ public final class IngestLoop: Sendable {
         defer { progress.unlock() }
         while queue.withLock({ $0.applied }) < target {
             if faultState.withLock({ $0.blocked }) { return false }
-            if stopped.load(ordering: .relaxed) || !progress.wait(until: deadline) { return queue.withLock { $0.applied } >= target }
+            if stopped.load(ordering: .relaxed) || waitersReleased.load(ordering: .relaxed) || !progress.wait(until: deadline) {
+                return queue.withLock { $0.applied } >= target
+            }
         }
         return true
     }
+
+    /// Makes every `sync`, waiting now or later, return at once (at shutdown: clients waiting must not delay it,
+    /// and the loop itself stops only after the socket server has).
+    public func releaseWaiters() {
+        waitersReleased.store(true, ordering: .relaxed)
+        progress.lock()
+        progress.broadcast()
+        progress.unlock()
+    }
+
+    /// Whether ``releaseWaiters()`` was called.
+    public var waitersAreReleased: Bool { waitersReleased.load(ordering: .relaxed) }
 
     /// Whether the loop is idle or its pass in flight has progressed recently (for the watchdog): a pass that has
     /// committed nothing for `maxStallSeconds` counts as stuck.

@@ -44,6 +44,8 @@ public struct IndexResponder: RequestResponder {
     public var denseUnavailable: @Sendable () -> String?
     /// Why ingest is blocked right now (nil when it is not): `sync` then answers `unavailable` at once.
     public var ingestBlocked: @Sendable () -> String? = { nil }
+    /// Whether the daemon is stopping (a `sync` that returns false then was cut short, not timed out).
+    public var stopping: @Sendable () -> Bool = { false }
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
@@ -91,6 +93,7 @@ public struct IndexResponder: RequestResponder {
                 if let reason = ingestBlocked() {
                     throw WireError(.unavailable, "ingest is blocked (\(reason)); searches answer from the index as it is until it resumes")
                 }
+                if stopping() { throw WireError(.unavailable, "ragd is stopping; changes were not all applied") }
                 throw WireError(.timeout, "changes were not all applied within \(Int(timeout * 1000)) ms")
             }
             let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6

@@ -271,17 +271,26 @@ struct Daemon: AsyncParsableCommand {
         responder.access.current = Daemon.accessPolicy(settings)
         responder.logger = logger
         responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }
+        responder.stopping = { loop.waitersAreReleased }
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
         let access = responder.access
         let inherited = Systemd.inheritedListeningSocket()
+        let maximumConnections = OpenFileLimit.connectionLimit(configured: settings.limits.maxConnections, logger: logger)
         let server = SocketServer(
             configuration: ServerConfiguration(
                 socketPath: settings.socket.path, socketMode: settings.socket.mode, socketGroup: settings.socket.group, socketOwner: settings.socket.owner,
                 inheritedSocket: inherited, maximumLineBytes: settings.limits.maxRequestBytes,
                 limits: RequestLimits(maxK: settings.limits.maxK, maxQueryBytes: settings.limits.maxQueryBytes),
-                maximumConnections: settings.limits.maxConnections),
+                maximumConnections: maximumConnections,
+                connection: ConnectionLimits(requestTimeoutMs: settings.limits.requestTimeoutMs, idleTimeoutSeconds: settings.limits.idleTimeoutSeconds,
+                                             maximumPipelinedRequests: settings.limits.maxPipelinedRequests,
+                                             maximumReplyBufferBytes: settings.limits.maxReplyBufferBytes)),
             responder: responder, logger: logger,
-            onBound: { Systemd.notify("READY=1") })
+            onBound: { Systemd.notify("READY=1") },
+            onShutdown: {
+                loop.releaseWaiters()
+                embeddings.releaseWaiters()
+            })
         if inherited == nil {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
@@ -419,6 +428,7 @@ final class Embeddings: Sendable {
         let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
         return provider?()
     }
+    private let waitersReleased = Atomic<Bool>(false)
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
     init(store: Store) { self.store = store }
@@ -458,9 +468,15 @@ final class Embeddings: Sendable {
         progress.lock()
         defer { progress.unlock() }
         while phase.loading || pending > 0 {
-            if !progress.wait(until: deadline) { return !phase.loading && pending == 0 }
+            if waitersReleased.load(ordering: .relaxed) || !progress.wait(until: deadline) { return !phase.loading && pending == 0 }
         }
         return true
+    }
+
+    /// Makes every `waitUntilCaughtUp`, now or later, return at once (at shutdown).
+    func releaseWaiters() {
+        waitersReleased.store(true, ordering: .relaxed)
+        changed()
     }
 
     /// Chunks still waiting for a vector; while the model loads, every chunk without one.

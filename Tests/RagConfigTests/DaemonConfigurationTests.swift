@@ -90,6 +90,10 @@ struct DaemonConfigurationTests {
             max_k = 3
             max_query_bytes = 4
             max_connections = 5
+            request_timeout_ms = 6
+            idle_timeout_seconds = 7
+            max_pipelined_requests = 8
+            max_reply_buffer_bytes = 9
             [index]
             map_size_mb = 64
             rescan_interval_seconds = 0
@@ -107,7 +111,8 @@ struct DaemonConfigurationTests {
             ],
             chunking: ChunkingSettings(targetTokens: 100, maxTokens: 120, overlapTokens: 0),
             bm25: BM25Settings(k1: 1.0, b: 0.75),
-            limits: LimitSettings(maxFileBytes: 1, maxRequestBytes: 2, maxK: 3, maxQueryBytes: 4, maxConnections: 5),
+            limits: LimitSettings(maxFileBytes: 1, maxRequestBytes: 2, maxK: 3, maxQueryBytes: 4, maxConnections: 5,
+                                  requestTimeoutMs: 6, idleTimeoutSeconds: 7, maxPipelinedRequests: 8, maxReplyBufferBytes: 9),
             index: IndexSettings(mapSizeMB: 64, rescanIntervalSeconds: 0))
         #expect(c == expected)
     }
@@ -281,6 +286,13 @@ struct DaemonConfigurationTests {
         Bad("[limits]\nmax_k = 0", 2, "limits.max_k", "must be greater than 0"),
         Bad("[limits]\nmax_query_bytes = 0", 2, "limits.max_query_bytes", "must be greater than 0"),
         Bad("[limits]\nmax_connections = 0", 2, "limits.max_connections", "must be greater than 0"),
+        Bad("[limits]\nmax_pipelined_requests = 0", 2, "limits.max_pipelined_requests", "must be greater than 0, got 0"),
+        Bad("[limits]\nmax_reply_buffer_bytes = -4", 2, "limits.max_reply_buffer_bytes", "must be greater than 0, got -4"),
+        Bad("[limits]\nrequest_timeout_ms = 0", 2, "limits.request_timeout_ms", "must be between 1 and 86400000, got 0"),
+        Bad("[limits]\n\nrequest_timeout_ms = 86400001", 3, "limits.request_timeout_ms", "must be between 1 and 86400000"),
+        Bad("[limits]\nidle_timeout_seconds = -1", 2, "limits.idle_timeout_seconds", "must be between 1 and 31536000, got -1"),
+        Bad("[limits]\nidle_timeout_seconds = 1.5", 2, "limits.idle_timeout_seconds", "expected an integer, got a float"),
+        Bad("[limits]\nidle_timeout = 5", 2, "limits.idle_timeout", "unknown key"),
         Bad("[index]\nmap_size_mb = 0", 2, "index.map_size_mb", "must be between 1 and 16777216"),
         Bad("[index]\nmap_size_mb = 128\nmax_map_size_mb = 64", 3, "index.max_map_size_mb", "must not be less than map_size_mb (128)"),
         Bad("[index]\nmax_map_size_mb = 0", 2, "index.max_map_size_mb", "must be between 1 and 16777216"),

@@ -122,9 +122,7 @@ public enum SourceScanner {
             defer { closedir(dir) }
             var names: [String] = []
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
+                let name = directoryEntryName(entry)
                 if name == "." || name == ".." { continue }
                 names.append(name)
             }
@@ -165,4 +163,11 @@ public enum SourceScanner {
         name.hasSuffix("~") || name.hasSuffix(".swp") || name.hasSuffix(".swx") || name.hasSuffix(".tmp")
             || (name.hasPrefix("#") && name.hasSuffix("#")) || name.hasPrefix(".#") || name == "4913"
     }
+}
+
+/// The name of a `readdir` entry (invalid UTF-8 repaired). `d_name` is read in place up to its NUL: glibc sizes
+/// each record to its name, so copying the whole 256-byte array reads past the end of the last record.
+func directoryEntryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \.d_name)!
+    return String(cString: UnsafeRawPointer(entry).advanced(by: offset).assumingMemoryBound(to: CChar.self))
 }

@@ -189,9 +189,7 @@ public final class Watcher: @unchecked Sendable {
             while let entry = readdir(dir) {
                 let type = entry.pointee.d_type
                 guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) || (type == UInt8(DT_LNK) && source.followSymlinks) else { continue }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
+                let name = directoryEntryName(entry)
                 if name == "." || name == ".." { continue }
                 let child = path == "/" ? "/" + name : path + "/" + name
                 if let rel = source.relativePath(of: child), !source.acceptsFolder(relativePath: rel) { continue }

@@ -16,7 +16,7 @@ APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test eval bench embed-bench clean install uninstall
+.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall
 
 all: build
 
@@ -59,6 +59,17 @@ test: deps model
 	  echo "crash test: SIGKILL at random moments under load, then compare with a fresh index"; \
 	  python3 bench/crash_test.py --ragd $(CURDIR)/.build/debug/ragd --kills 10 --seed-count 300 --max-delay 0.8; \
 	else echo "crash test skipped: ../shared/eval/ragd_client.py not found"; fi
+
+## test-sanitize: the test suite (and the daemons it starts) under AddressSanitizer with leak checks, then under
+## ThreadSanitizer, in .build-asan and .build-tsan (see scripts/test-sanitize.sh)
+test-sanitize: deps model
+	scripts/test-sanitize.sh address
+	scripts/test-sanitize.sh thread
+
+## fuzz: every libFuzzer target of Fuzz/ for FUZZ_SECONDS each, two at a time (bench/fuzz --help)
+FUZZ_SECONDS ?= 600
+fuzz: deps model
+	bench/fuzz --seconds $(FUZZ_SECONDS) --jobs 2
 
 ## eval: retrieval quality on SciFact through the socket (needs ../shared)
 eval: release
@@ -116,4 +127,4 @@ uninstall:
 	@echo "kept $(DESTDIR)$(CONFDIR)/ragd.toml and the index (/var/lib/private/ragd); remove them by hand if unwanted"
 
 clean:
-	rm -rf .build $(RUN_DIR)
+	rm -rf .build .build-asan .build-tsan .build-fuzz $(RUN_DIR)

@@ -154,7 +154,7 @@ public enum SourceScanner {
             defer { closedir(dir) }
             var names: [String] = []
             while let entry = readdir(dir) {
-                let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+                let bytes = directoryEntryBytes(entry)
                 guard let name = String(validating: bytes, as: UTF8.self) else {
                     // Such a name cannot be stored, reported in JSON or matched by globs without being confused with
                     // another one (a lossy decoding would merge names), so the entry is skipped.
@@ -258,4 +258,12 @@ public enum SourceScanner {
 
 extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+/// The name bytes of a `readdir` entry. `d_name` is read in place up to its NUL: glibc sizes each record to its
+/// name, so copying the whole 256-byte array reads past the end of the last record.
+func directoryEntryBytes(_ entry: UnsafeMutablePointer<dirent>) -> [UInt8] {
+    let offset = MemoryLayout<dirent>.offset(of: \.d_name)!
+    let name = UnsafeRawPointer(entry).advanced(by: offset)
+    return Array(UnsafeRawBufferPointer(start: name, count: strlen(name.assumingMemoryBound(to: CChar.self))))
 }

@@ -191,9 +191,7 @@ public final class Watcher: @unchecked Sendable {
                 let type = entry.pointee.d_type
                 guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) || (type == UInt8(DT_LNK) && source.followSymlinks) else { continue }
                 // A folder whose name is not valid UTF-8 is skipped (the scan reports it).
-                guard let name = withUnsafeBytes(of: entry.pointee.d_name, { raw in
-                    String(validating: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }) else { continue }
+                guard let name = String(validating: directoryEntryBytes(entry), as: UTF8.self) else { continue }
                 if name == "." || name == ".." { continue }
                 let child = path == "/" ? "/" + name : path + "/" + name
                 if let rel = source.relativePath(of: child), !source.acceptsFolder(relativePath: rel) { continue }

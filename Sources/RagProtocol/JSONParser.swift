@@ -226,6 +226,8 @@ public struct JSONParser {
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
         guard let d = Double(text) else { throw fail("invalid number") }
+        // Beyond Double's range: refused rather than kept as infinity, which JSON cannot write back.
+        guard d.isFinite else { throw JSONParseError(message: "number out of range", offset: start) }
         return .double(d)
     }
 }

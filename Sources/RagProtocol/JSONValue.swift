@@ -19,10 +19,10 @@ public enum JSONValue: Sendable, Equatable {
         case let (.string(a), .string(b)): return a == b
         case let (.array(a), .array(b)): return a == b
         case let (.object(a), .object(b)):
+            // Member order does not matter; of a repeated key the last value counts, as in `subscript(key:)`.
             guard a.count == b.count else { return false }
-            for (key, value) in a {
-                guard let other = b.first(where: { $0.0 == key }), other.1 == value else { return false }
-            }
+            for (key, _) in a where lhs[key] != rhs[key] { return false }
+            for (key, _) in b where lhs[key] == nil { return false }
             return true
         default: return false
         }

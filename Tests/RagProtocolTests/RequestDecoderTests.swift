@@ -18,11 +18,31 @@ struct JSONTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(input) }
     }
 
+    /// Regression (found by Fuzz/request.swift): `71e9998` parsed as infinity, which serialises as `null`.
+    @Test(arguments: ["71e9998", "-1e309", "[1e400]"])
+    func rejectsNumbersOutOfRange(input: String) {
+        let error = #expect(throws: JSONParseError.self) { try JSONParser.parse(input) }
+        #expect(error?.message == "number out of range")
+        #expect(error?.offset == (input.hasPrefix("[") ? 1 : 0))
+    }
+
     @Test func limitsNesting() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
         let ok = String(repeating: "[", count: 60) + String(repeating: "]", count: 60)
         #expect(throws: Never.self) { try JSONParser.parse(ok) }
+    }
+
+    /// Regression (found by Fuzz/request.swift): with a repeated key, a value was not equal to itself, because
+    /// each member was compared with the other object's first member of that key.
+    @Test func equalityWithRepeatedKeys() throws {
+        let line = #"{"dense_weight":"search","query":"q","dense_weight":0.4,"text":false}"#
+        let value = try JSONParser.parse(line)
+        #expect(value == value)
+        #expect(try JSONParser.parse(value.serialized()) == value)
+        #expect(value == .object([("query", "q"), ("dense_weight", "x"), ("text", false), ("dense_weight", 0.4)]))
+        #expect(value != .object([("query", "q"), ("dense_weight", 0.4), ("text", false), ("dense_weight", "x")]))
+        #expect(JSONValue.object([("a", 1), ("a", 1)]) != .object([("a", 1), ("b", 1)]))
     }
 
     @Test func rejectsInvalidUTF8() {
@@ -68,6 +88,9 @@ struct RequestDecoderTests {
         (#"{"id":1,"op":"get","path":"relative.md"}"#, "invalid_argument"),
         (#"{"id":1,"op":"get","path":"/a.md","lines":[5,2]}"#, "invalid_argument"),
         (#"{"id":1,"op":"get","chunk":-1}"#, "invalid_argument"),
+        // Regression (found by Fuzz/request.swift): an id beyond Double's range became infinity, accepted and
+        // echoed back as null.
+        (#"{"id":71e9998,"op":"ping"}"#, "bad_request"),
     ])
     func rejects(line: String, code: String) {
         let decoded = decode(line)

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import RagCore
 import RagQuery
 import RagStore
@@ -59,8 +60,11 @@ struct ChurnConsistencyTests {
             let problems = Mutex<[String]>([])
             let queries = Atomic<Int>(0)
             let group = DispatchGroup()
+            // Readers on threads of their own (not a shared pool other tests may be waiting on).
             for reader in 0..<3 {
-                DispatchQueue.global().async(group: group) {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
                     var rng = SplitMix(seed: UInt64(reader + 1))
                     repeat {
                         let term = Self.words[Int(rng.next() % UInt64(Self.words.count))]
@@ -77,7 +81,7 @@ struct ChurnConsistencyTests {
                         }
                         queries.add(1, ordering: .relaxed)
                     } while !done.load(ordering: .relaxed)
-                }
+                }.start()
             }
             // The writer: 1,500 transactions of three rewritten files each, vectors stored after each.
             var rng = SplitMix(seed: 99)

@@ -293,14 +293,22 @@ public struct IndexSettings: Sendable, Equatable {
     public var maxMapSizeMB: Int
     /// `rescan_interval_seconds`: periodic rescan period; 0 turns it off.
     public var rescanIntervalSeconds: Int
+    /// `embedding_cache_orphans`: cached vectors kept for texts no chunk has any more (so a returning text is not
+    /// embedded again); the oldest beyond this many are deleted. 0 keeps none.
+    public var embeddingCacheOrphans: Int
 
     /// Default ceiling of the map (virtual address space, not disk).
     public static let defaultMaxMapSizeMB = 65536
 
-    public init(mapSizeMB: Int = 4096, maxMapSizeMB: Int = IndexSettings.defaultMaxMapSizeMB, rescanIntervalSeconds: Int = 300) {
+    /// Default of `embedding_cache_orphans` (about 15 MiB of 384-dimension vectors).
+    public static let defaultEmbeddingCacheOrphans = 10_000
+
+    public init(mapSizeMB: Int = 4096, maxMapSizeMB: Int = IndexSettings.defaultMaxMapSizeMB, rescanIntervalSeconds: Int = 300,
+                embeddingCacheOrphans: Int = IndexSettings.defaultEmbeddingCacheOrphans) {
         self.mapSizeMB = mapSizeMB
         self.maxMapSizeMB = max(mapSizeMB, maxMapSizeMB)
         self.rescanIntervalSeconds = rescanIntervalSeconds
+        self.embeddingCacheOrphans = embeddingCacheOrphans
     }
 }
 
@@ -465,7 +473,7 @@ private struct ConfigReader {
 
         if let index = try table(root, "index", prefix: "") {
             let p = "index."
-            try checkKeys(index, prefix: p, allowed: ["map_size_mb", "max_map_size_mb", "rescan_interval_seconds"])
+            try checkKeys(index, prefix: p, allowed: ["map_size_mb", "max_map_size_mb", "rescan_interval_seconds", "embedding_cache_orphans"])
             if let (v, line) = try integer(index, "map_size_mb", prefix: p) {
                 guard v > 0, v <= 1 << 24 else { throw fail(p + "map_size_mb", line, "must be between 1 and 16777216 (16 TiB), got \(v)") }
                 config.index.mapSizeMB = v
@@ -481,6 +489,12 @@ private struct ConfigReader {
             if let (v, line) = try integer(index, "rescan_interval_seconds", prefix: p) {
                 guard v >= 0 else { throw fail(p + "rescan_interval_seconds", line, "must not be negative (0 turns rescanning off), got \(v)") }
                 config.index.rescanIntervalSeconds = v
+            }
+            if let (v, line) = try integer(index, "embedding_cache_orphans", prefix: p) {
+                guard v >= 0, v <= 100_000_000 else {
+                    throw fail(p + "embedding_cache_orphans", line, "must be between 0 (keep none) and 100000000, got \(v)")
+                }
+                config.index.embeddingCacheOrphans = v
             }
         }
         return config

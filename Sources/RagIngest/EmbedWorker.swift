@@ -14,8 +14,9 @@ public final class EmbedWorker: Sendable {
     private let logger: Logger
     private let wakeUp = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
-    /// Chunks whose embedding failed (not retried until restart).
-    private let failed = Mutex(Set<UInt32>())
+    /// Chunks whose embedding failed, with the content that failed (not retried until restart; an id reused by
+    /// other content is tried again).
+    private let failed = Mutex([UInt32: ContentHash]())
     /// Chunks another thread of this worker is embedding now (`run()` may run on several threads).
     private let claimed = Mutex(Set<UInt32>())
     private let embeddedCount = Atomic<Int>(0)
@@ -62,8 +63,18 @@ public final class EmbedWorker: Sendable {
     public func run() {
         var announced = false
         while !stopped.load(ordering: .relaxed) {
-            let skip = failed.withLock { $0 }
-            let candidates = store.chunksWithoutEmbedding(limit: batchSize * 4 + skip.count).filter { !skip.contains($0) }
+            var skip = failed.withLock { $0 }
+            var candidates = store.chunksWithoutEmbedding(limit: batchSize * 4 + skip.count)
+            let reused = candidates.filter { skip[$0] != nil }
+            if !reused.isEmpty, let current = try? store.embeddingInputs(reused) {
+                // Chunk ids are reused: a failed id that now holds other content is not skipped.
+                let changed = current.filter { skip[$0.id] != $0.hash }.map(\.id)
+                if !changed.isEmpty {
+                    failed.withLock { failed in for id in changed { failed[id] = nil } }
+                    for id in changed { skip[id] = nil }
+                }
+            }
+            candidates = candidates.filter { skip[$0] == nil }
             let ids: [UInt32] = claimed.withLock { claimed in
                 let mine = Array(candidates.filter { !claimed.contains($0) }.prefix(batchSize))
                 claimed.formUnion(mine)
@@ -112,14 +123,17 @@ public final class EmbedWorker: Sendable {
             } catch {
                 // Retry one by one so a single bad input does not hold back the others.
                 for id in ids {
+                    var hash: ContentHash?
                     do {
                         let inputs = try store.embeddingInputs([id])
+                        hash = inputs.first?.hash
                         let vectors = try embedder.embed(inputs.map(\.text))
                         try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
                         embeddedCount.add(inputs.count, ordering: .relaxed)
                     } catch {
                         logger.error("embedding failed; this chunk stays BM25-only until restart", metadata: ["error": "\(error)", "chunk": "\(id)"])
-                        failed.withLock { _ = $0.insert(id) }
+                        // Content unknown (it could not be read): matches no content, so retried once readable.
+                        failed.withLock { $0[id] = hash ?? ContentHash(bytes: [UInt8](repeating: 0, count: 32)) }
                     }
                 }
             }

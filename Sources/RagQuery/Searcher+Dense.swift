@@ -57,15 +57,21 @@ extension Searcher {
     /// which are re-scored with their float32 vectors from the store. Filters apply before the cut.
     public func searchDense(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
         let vector = try queryVector(query)
-        let ranked = try denseCandidates(vector, k: k, filter: filter)
-        return try hits(for: ranked.map { ($0.0, $0.1, nil, $0.1) }, includeText: includeText)
+        return try store.withPinnedChunkIDs {
+            let ranked = try denseCandidates(vector, k: k, filter: filter)
+            return try hits(for: ranked.map { ($0.0, $0.1, nil, $0.1) }, includeText: includeText)
+        }
     }
 
     /// BM25 and dense rankings fused; each hit reports both components.
     public func searchHybrid(_ query: String, k: Int, filter: ChunkFilter = .init(), fusion: Fusion, includeText: Bool = true) throws -> [QueryHit] {
+        let vector = try queryVector(query)
+        return try store.withPinnedChunkIDs { try hybrid(query, vector: vector, k: k, filter: filter, fusion: fusion, includeText: includeText) }
+    }
+
+    private func hybrid(_ query: String, vector: [Float], k: Int, filter: ChunkFilter, fusion: Fusion, includeText: Bool) throws -> [QueryHit] {
         let depth = max(k, 100)
         let lexical = try bm25Ranking(query, k: depth, filter: filter)
-        let vector = try queryVector(query)
         let semantic = try denseCandidates(vector, k: depth, filter: filter)
         var bm25: [UInt32: Double] = [:]
         for (id, score) in lexical { bm25[id] = Double(score) }

@@ -74,7 +74,9 @@ public struct QueryHit: Sendable, Equatable {
     public var text: String?
 }
 
-/// Answers queries from one store. Thread-safe: every call reads its own snapshot.
+/// Answers queries from one store. Thread-safe: every call reads its own snapshots, with the store's chunk ids
+/// pinned for its length (`Store.withPinnedChunkIDs`), so an id met in one snapshot or in the in-memory table
+/// names the same chunk (or none) in every other view the call takes.
 public final class Searcher: Sendable {
     public let store: Store
     public let parameters: BM25Parameters
@@ -108,8 +110,11 @@ public final class Searcher: Sendable {
     /// BM25 top-`k` for `query` among chunks passing `filter`, best first (ties by chunk id).
     /// Text is read from the store for the final hits only.
     public func searchBM25(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
-        let ranked = try bm25Ranking(query, k: k, filter: filter)
-        return try hits(for: ranked.map { ($0.0, Double($0.1), Double($0.1), nil) }, includeText: includeText)
+        // Pinned ids: the chunk ids ranked here name the same chunks when their records are read.
+        try store.withPinnedChunkIDs {
+            let ranked = try bm25Ranking(query, k: k, filter: filter)
+            return try hits(for: ranked.map { ($0.0, Double($0.1), Double($0.1), nil) }, includeText: includeText)
+        }
     }
 
     /// BM25 (chunk id, score) pairs, best first.

@@ -34,9 +34,16 @@ public struct StoreConfiguration: Sendable {
     public var maxMapSize: Int
     /// Called (on the writing thread) after each growth of the map, with the old and new sizes in bytes.
     public var onMapResize: (@Sendable (_ from: Int, _ to: Int) -> Void)?
-    public init(mapSize: Int = 4 << 30, maxMapSize: Int? = nil, onMapResize: (@Sendable (Int, Int) -> Void)? = nil) {
+    /// Orphaned vectors kept in the embedding cache (vectors of contents that no live chunk has, so that a text that
+    /// returns is not embedded again); beyond it the oldest orphans are deleted.
+    public var embeddingCacheOrphans: Int
+    /// Default of `embeddingCacheOrphans` (about 15 MiB of 384-dimension vectors).
+    public static let defaultEmbeddingCacheOrphans = 10_000
+    public init(mapSize: Int = 4 << 30, maxMapSize: Int? = nil, embeddingCacheOrphans: Int = StoreConfiguration.defaultEmbeddingCacheOrphans,
+                onMapResize: (@Sendable (Int, Int) -> Void)? = nil) {
         self.mapSize = mapSize
         self.maxMapSize = max(mapSize, maxMapSize ?? mapSize)
+        self.embeddingCacheOrphans = max(0, embeddingCacheOrphans)
         self.onMapResize = onMapResize
     }
 }
@@ -139,7 +146,9 @@ public struct WriteSummary: Sendable, Equatable {
 ///
 /// Tables: `meta` (schema and analyzer versions, id counters), `paths` (path key → file id),
 /// `files` (file id → `FileRecord`), `chunks` (chunk id → `ChunkRecord`), `norms` (chunk id → file id and length),
-/// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`). Ids are big-endian.
+/// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`), `embeddings` (model tag +
+/// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has). Ids are
+/// big-endian. Chunk ids are reused (see `ChunkIDGuard`); orphaned vectors are bounded by `embeddingCacheOrphans`.
 public final class Store: Sendable {
     /// Layout version of the tables; bumped on incompatible changes.
     public static let schemaVersion: UInt32 = 2
@@ -150,13 +159,18 @@ public final class Store: Sendable {
 
     let env: LMDBEnvironment
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
+    /// Orphaned embedding-cache entries, oldest first: sequence number (UInt64 BE) → embedding key.
+    let embeddingOrphans: Table
     /// The embedding model in use: its 4-byte tag (first bytes of SHA-256 of its id) and dimension.
     let model = ReadWriteLocked<(id: String, tag: [UInt8], dimensions: Int)?>(nil)
     public let directory: String
     let memory: ReadWriteLocked<ChunkTable>
-    private let writeLock = ReadWriteLocked<Void>(())
+    /// Held (exclusively) by every write; guards the writer's state (free ids, embedding-cache bookkeeping).
+    let writeLock = ReadWriteLocked(WriterState())
+    /// The queries running now, so that freed chunk ids are reused only when none of them can have seen the old chunk.
+    let idGuard = ChunkIDGuard()
     private let analyzer = Analyzer()
-    private let configuration: StoreConfiguration
+    let configuration: StoreConfiguration
 
     /// Opens (creating if needed) the index in `directory`. Refuses an index of another schema or analyzer version.
     public init(directory: String, configuration: StoreConfiguration = .init()) throws {
@@ -175,7 +189,8 @@ public final class Store: Sendable {
         do {
             try env.withWriteTransaction { txn in
                 for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
-                                      ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", [])] as [(String, TableFlags)] {
+                                      ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", []),
+                                      ("embedding_orphans", [])] as [(String, TableFlags)] {
                     tables.append(try txn.openTable(name, flags: flags, create: true))
                 }
                 let meta = tables[0]
@@ -199,8 +214,19 @@ public final class Store: Sendable {
             throw StoreError(.corrupted, "cannot read the index tables in \(directory)", cause: error)
         }
         (meta, paths, files, chunks, norms, postings, embeddings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6])
+        embeddingOrphans = tables[7]
         memory = ReadWriteLocked(ChunkTable())
         try loadMemoryTable()
+        do {
+            try writeLock.write { state in
+                try loadWriterState(&state)
+                try maintainOnOpen(&state)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.corrupted, "cannot read the index tables in \(directory)", cause: error)
+        }
     }
 
     /// Rebuilds the in-memory chunk table from `norms` and `files`.
@@ -297,7 +323,8 @@ public final class Store: Sendable {
     @discardableResult
     public func apply(_ changes: [IndexChange]) throws -> WriteSummary {
         guard !changes.isEmpty else { return WriteSummary() }
-        return try writeLock.write { _ in
+        return try writeLock.write { state in
+            state.reclaim(oldestActive: idGuard.oldestActive)
             var memoryOps: [(inout ChunkTable) -> Void] = []
             // Removing files must always be possible, or a full index could never be made smaller: transactions
             // that only delete or rename may grow the map into a reserve beyond the ceiling.
@@ -310,20 +337,32 @@ public final class Store: Sendable {
             let removalLimit = configuration.maxMapSize + Store.deletionReserve(configuration.maxMapSize)
             let summary: WriteSummary = try growingMap(limit: onlyRemoves ? removalLimit : configuration.maxMapSize) {
                 memoryOps = []
-                return try env.withWriteTransaction { txn in
-                    var summary = WriteSummary()
-                    for change in changes {
-                        switch change {
-                        case .upsert(let file): try upsert(txn, file, &summary, &memoryOps)
-                        case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
-                        case .delete(let path): try delete(txn, path: path, &summary, &memoryOps)
-                        case .move(let from, let to): try move(txn, from: from, to: to, &summary, &memoryOps)
+                if !state.valid { try loadWriterState(&state) }
+                state.beginTransaction()
+                do {
+                    return try env.withWriteTransaction { txn in
+                        var summary = WriteSummary()
+                        for change in changes {
+                            switch change {
+                            case .upsert(let file): try upsert(txn, file, &summary, &memoryOps, &state)
+                            case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
+                            case .delete(let path): try delete(txn, path: path, &summary, &memoryOps, &state)
+                            case .move(let from, let to): try move(txn, from: from, to: to, &summary, &memoryOps, &state)
+                            }
                         }
+                        try settleEmbeddingCache(txn, &state)
+                        return summary
                     }
-                    return summary
+                } catch {
+                    // The in-place changes to the writer's state did not commit: rebuild it before the next attempt.
+                    state.valid = false
+                    throw error
                 }
             }
             memory.write { table in for op in memoryOps { op(&table) } }
+            // Only now (committed, and the in-memory table no longer shows them): freed ids wait for the queries
+            // running now to end.
+            retireFreedIDs(&state)
             if onlyRemoves && summary.filesDeleted > 0 && env.mapSize >= configuration.maxMapSize {
                 // LMDB reuses the pages a transaction frees only once a later transaction has committed. At the
                 // ceiling, the next upsert must be able to use them at once: commit a small marker now.
@@ -351,7 +390,7 @@ public final class Store: Sendable {
     /// Runs one write attempt (call with `writeLock` held, outside any transaction); when the map is full, grows it
     /// (doubling, up to `maxMapSize`) and tries again. LMDB errors become `StoreError`s: `mapFull` at the ceiling,
     /// `io` otherwise (for example ENOSPC when the disk is full). A failed attempt leaves the index as it was.
-    private func growingMap<T>(limit: Int? = nil, _ attempt: () throws -> T) throws -> T {
+    func growingMap<T>(limit: Int? = nil, _ attempt: () throws -> T) throws -> T {
         let limit = limit ?? configuration.maxMapSize
         while true {
             do {
@@ -378,7 +417,7 @@ public final class Store: Sendable {
         }
     }
 
-    private func nextID(_ txn: Transaction, _ name: String) throws -> UInt32 {
+    func nextID(_ txn: Transaction, _ name: String) throws -> UInt32 {
         let key = Array(name.utf8)
         let current = try txn.get(meta, key: key).map { $0.withUnsafeBytes { readBE32($0) } } ?? 1
         guard current < UInt32.max else { throw StoreError(.corrupted, "\(name) id space exhausted; rebuild the index") }
@@ -391,7 +430,7 @@ public final class Store: Sendable {
     }
 
     private func upsert(_ txn: Transaction, _ file: PreparedFile, _ summary: inout WriteSummary,
-                        _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState) throws {
         let existing = try fileRecord(txn, path: file.path)
         let fileID = try existing?.0 ?? nextID(txn, "next_file")
         // Old chunks by content hash, so unchanged chunks keep their ids (and later their embeddings).
@@ -419,7 +458,10 @@ public final class Store: Sendable {
                 summary.chunksKept += 1
                 continue
             }
-            let id = try nextID(txn, "next_chunk")
+            // Ids freed by this transaction are not free yet (the old chunks' postings are deleted below by
+            // (term, id, tf), and running queries may still see them).
+            let id = try allocateChunkID(txn, &state)
+            state.contentAdded(chunk.contentHash)
             let record = ChunkRecord(fileID: fileID, lines: chunk.lines, headings: chunk.headings, contentHash: chunk.contentHash,
                                      length: chunk.length, text: chunk.text)
             try txn.put(chunks, key: beKey(id), value: record.encoded())
@@ -437,7 +479,7 @@ public final class Store: Sendable {
             }
         }
         for (id, record) in oldRecords {
-            try removeChunk(txn, id: id, record: record)
+            try removeChunk(txn, id: id, record: record, &state)
             summary.chunksRemoved += 1
             memoryOps.append { $0.removeChunk(id) }
         }
@@ -450,13 +492,15 @@ public final class Store: Sendable {
         memoryOps.append { $0.setFile(fileID, info) }
     }
 
-    private func removeChunk(_ txn: Transaction, id: UInt32, record: ChunkRecord) throws {
+    private func removeChunk(_ txn: Transaction, id: UInt32, record: ChunkRecord, _ state: inout WriterState) throws {
         let (frequencies, _) = PreparedChunk.analyze(text: record.text, headings: record.headings, analyzer: analyzer)
         for (term, tf) in frequencies {
             try txn.delete(postings, key: Array(term.utf8), value: postingValue(id, tf))
         }
         try txn.delete(chunks, key: beKey(id))
         try txn.delete(norms, key: beKey(id))
+        state.freed.append(id)
+        state.contentRemoved(record.contentHash)
     }
 
     private func touch(_ txn: Transaction, path: String, size: UInt64, mtime: Int64, _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
@@ -469,11 +513,11 @@ public final class Store: Sendable {
     }
 
     private func delete(_ txn: Transaction, path: String, _ summary: inout WriteSummary,
-                        _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState) throws {
         guard let (fileID, record) = try fileRecord(txn, path: path) else { return }
         for id in record.chunkIDs {
             if let chunk = try txn.withValue(chunks, key: beKey(id), { try ChunkRecord.decode($0) }) {
-                try removeChunk(txn, id: id, record: chunk)
+                try removeChunk(txn, id: id, record: chunk, &state)
                 summary.chunksRemoved += 1
                 memoryOps.append { $0.removeChunk(id) }
             }
@@ -485,9 +529,9 @@ public final class Store: Sendable {
     }
 
     private func move(_ txn: Transaction, from: String, to: String, _ summary: inout WriteSummary,
-                      _ memoryOps: inout [(inout ChunkTable) -> Void]) throws {
+                      _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState) throws {
         guard from != to, var (id, record) = try fileRecord(txn, path: from) else { return }
-        if try fileRecord(txn, path: to) != nil { try delete(txn, path: to, &summary, &memoryOps) }
+        if try fileRecord(txn, path: to) != nil { try delete(txn, path: to, &summary, &memoryOps, &state) }
         try txn.delete(paths, key: Store.pathKey(from))
         try txn.put(paths, key: Store.pathKey(to), value: beKey(id))
         record.path = to
@@ -531,8 +575,8 @@ public final class Store: Sendable {
     @discardableResult
     public func configureModel(id: String, dimensions: Int) throws -> String? {
         let tag = Array(SHA256.hash(Array(id.utf8)).bytes.prefix(4))
-        let previous: String? = try writeLock.write { _ in
-            try growingMap { try env.withWriteTransaction { txn in
+        let previous: String? = try writeLock.write { state in
+            let previous: String? = try growingMap { try env.withWriteTransaction { txn in
                 let old = try txn.get(meta, key: Array("model".utf8)).map { String(decoding: $0, as: UTF8.self) }
                 if old != id {
                     try txn.put(meta, key: Array("model".utf8), value: Array(id.utf8))
@@ -540,10 +584,15 @@ public final class Store: Sendable {
                 }
                 return old == id ? nil : old
             } }
+            // Vectors of the previous model that are orphans stay listed (and are evicted in turn); those of live
+            // contents are kept, for a switch back.
+            state.cacheTag = tag
+            model.write { $0 = (id, tag, dimensions) }
+            return previous
         }
-        model.write { $0 = (id, tag, dimensions) }
         var loaded: [(UInt32, [Float])] = []
-        try env.withReadTransaction { txn in
+        // Pinned: an id read here keeps naming the same chunk until the vectors are in memory.
+        try withPinnedChunkIDs { try env.withReadTransaction { txn in
             try txn.forEach(norms) { key, value in
                 guard key.count == 4, value.count == 40 else { return true }
                 let hash = Array(value[8..<40])
@@ -556,7 +605,7 @@ public final class Store: Sendable {
         memory.write { table in
             table.vectors.reset(dimensions: dimensions)
             for (id, vector) in loaded where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
-        }
+        } }
         return previous
     }
 
@@ -601,17 +650,30 @@ public final class Store: Sendable {
     /// whose content is still the one embedded.
     public func storeEmbeddings(_ items: [(id: UInt32, hash: ContentHash, vector: [Float])]) throws {
         guard let (_, tag, dimensions) = model.read({ $0 }), !items.isEmpty else { return }
-        try writeLock.write { _ in
-            let live: [(UInt32, [Float])] = try growingMap { try env.withWriteTransaction { txn in
-                var live: [(UInt32, [Float])] = []
-                for item in items where item.vector.count == dimensions {
-                    try txn.put(embeddings, key: tag + item.hash.bytes, value: Store.encodeVector(item.vector))
-                    if let current = try txn.get(norms, key: beKey(item.id)), current.count == 40, Array(current[8..<40]) == item.hash.bytes {
-                        live.append((item.id, item.vector))
+        try writeLock.write { state in
+            let live: [(UInt32, [Float])] = try growingMap {
+                if !state.valid { try loadWriterState(&state) }
+                state.beginTransaction()
+                do {
+                    return try env.withWriteTransaction { txn in
+                        var live: [(UInt32, [Float])] = []
+                        for item in items where item.vector.count == dimensions {
+                            let key = tag + item.hash.bytes
+                            try txn.put(embeddings, key: key, value: Store.encodeVector(item.vector))
+                            if let current = try txn.get(norms, key: beKey(item.id)), current.count == 40, Array(current[8..<40]) == item.hash.bytes {
+                                live.append((item.id, item.vector))
+                            }
+                            // Embedded too late: its content was removed meanwhile. Cached as an orphan.
+                            if !state.isLive(item.hash) { try addOrphan(txn, key: key, &state, checkCached: false) }
+                        }
+                        try evictOrphans(txn, &state)
+                        return live
                     }
+                } catch {
+                    state.valid = false
+                    throw error
                 }
-                return live
-            } }
+            }
             memory.write { table in
                 for (id, vector) in live where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
             }

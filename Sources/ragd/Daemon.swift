@@ -143,6 +143,7 @@ struct Daemon: AsyncParsableCommand {
         }
         let store = try Store(directory: indexDirectory, configuration: StoreConfiguration(
             mapSize: settings.index.mapSizeMB << 20, maxMapSize: settings.index.maxMapSizeMB << 20,
+            embeddingCacheOrphans: settings.index.embeddingCacheOrphans,
             onMapResize: { from, to in
                 logger.notice("index map grown", metadata: ["map.from_mb": "\(from >> 20)", "map.to_mb": "\(to >> 20)",
                                                             "map.max_mb": "\(settings.index.maxMapSizeMB)"])

@@ -34,6 +34,7 @@ struct DaemonConfigurationTests {
         #expect(c.index.mapSizeMB == 4096)
         #expect(c.index.maxMapSizeMB == 65536)
         #expect(c.index.rescanIntervalSeconds == 300)
+        #expect(c.index.embeddingCacheOrphans == 10_000)
         let source = SourceSettings(path: "/x")
         #expect(source.include.map(\.pattern) == ["**/*.md", "**/*.markdown", "**/*.rst", "**/*.rst.txt", "**/*.txt"])
         #expect(source.exclude.isEmpty)
@@ -97,6 +98,7 @@ struct DaemonConfigurationTests {
             [index]
             map_size_mb = 64
             rescan_interval_seconds = 0
+            embedding_cache_orphans = 12
             """)
         let expected = DaemonConfiguration(
             stateDirectory: "/srv/ragd",
@@ -113,7 +115,7 @@ struct DaemonConfigurationTests {
             bm25: BM25Settings(k1: 1.0, b: 0.75),
             limits: LimitSettings(maxFileBytes: 1, maxRequestBytes: 2, maxK: 3, maxQueryBytes: 4, maxConnections: 5,
                                   requestTimeoutMs: 6, idleTimeoutSeconds: 7, maxPipelinedRequests: 8, maxReplyBufferBytes: 9),
-            index: IndexSettings(mapSizeMB: 64, rescanIntervalSeconds: 0))
+            index: IndexSettings(mapSizeMB: 64, rescanIntervalSeconds: 0, embeddingCacheOrphans: 12))
         #expect(c == expected)
     }
 
@@ -297,6 +299,7 @@ struct DaemonConfigurationTests {
         Bad("[index]\nmap_size_mb = 128\nmax_map_size_mb = 64", 3, "index.max_map_size_mb", "must not be less than map_size_mb (128)"),
         Bad("[index]\nmax_map_size_mb = 0", 2, "index.max_map_size_mb", "must be between 1 and 16777216"),
         Bad("[index]\nrescan_interval_seconds = -1", 2, "index.rescan_interval_seconds", "must not be negative"),
+        Bad("[index]\n\nembedding_cache_orphans = -1", 3, "index.embedding_cache_orphans", "must be between 0 (keep none) and 100000000, got -1"),
         // Sources.
         Bad("[[source]]\ninclude = [\"*.md\"]", 1, "source[0].path", "missing required key"),
         Bad("[[source]]\npath = \"\"", 2, "source[0].path", "must not be empty"),

@@ -116,6 +116,22 @@ def answers(client, queries):
     return out
 
 
+def fresh_index(ragd, docs, work, queries):
+    """Inventory and BM25 answers of a new ragd that indexed `docs` from scratch (state in work/fresh-state)."""
+    fresh_state, fresh_sock = os.path.join(work, "fresh-state"), os.path.join(work, "fresh.sock")
+    os.makedirs(fresh_state)
+    proc = start_daemon(ragd, [docs], fresh_state, fresh_sock, (), os.path.join(work, "fresh.log"))
+    try:
+        wait_for_socket(fresh_sock, proc, timeout=120).close()
+        client = Client(fresh_sock, timeout=700)
+        client.call("sync", timeout_ms=600000, vectors=False)
+        result = inventory(client), answers(client, queries)
+        client.close()
+    finally:
+        stop_daemon(proc)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ragd", required=True)
@@ -165,15 +181,7 @@ def main():
         final_answers = answers(client, queries)
         client.close()
         stop_daemon(proc)
-        fresh_state, fresh_sock = os.path.join(work, "fresh-state"), os.path.join(work, "fresh.sock")
-        os.makedirs(fresh_state)
-        proc = start_daemon(ragd, [docs], fresh_state, fresh_sock, (), os.path.join(work, "fresh.log"))
-        client = wait_for_socket(fresh_sock, proc, timeout=60)
-        client.call("sync", timeout_ms=600000, vectors=False)
-        fresh_inventory = inventory(client)
-        fresh_answers = answers(client, queries)
-        client.close()
-        stop_daemon(proc)
+        fresh_inventory, fresh_answers = fresh_index(ragd, docs, work, queries)
         inventory_equal = final_inventory == fresh_inventory
         answers_equal = final_answers == fresh_answers
         if not inventory_equal:

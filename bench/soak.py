@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "eval"))
-from crash_test import WORDS, answers, inventory, seed, write  # noqa: E402
+from crash_test import WORDS, answers, fresh_index, inventory, seed, write  # noqa: E402
 from ragd_client import Client, RagdError, start_daemon, stop_daemon, wait_for_socket  # noqa: E402
 
 
@@ -228,16 +228,7 @@ def main():
         client.close()
         stop_daemon(proc)
 
-        fresh_state, fresh_sock = os.path.join(work, "fresh-state"), os.path.join(work, "fresh.sock")
-        os.makedirs(fresh_state)
-        fresh = start_daemon(ragd, [docs], fresh_state, fresh_sock, (), os.path.join(work, "fresh.log"))
-        wait_for_socket(fresh_sock, fresh, timeout=120).close()
-        fresh_client = Client(fresh_sock, timeout=700)
-        fresh_client.call("sync", timeout_ms=600000, vectors=False)
-        fresh_inventory = inventory(fresh_client)
-        fresh_answers = answers(fresh_client, queries)
-        fresh_client.close()
-        stop_daemon(fresh)
+        fresh_inventory, fresh_answers = fresh_index(ragd, docs, work, queries)
         if final_inventory != fresh_inventory:
             only_final = sorted(set(final_inventory.items()) - set(fresh_inventory.items()))[:5]
             only_fresh = sorted(set(fresh_inventory.items()) - set(final_inventory.items()))[:5]

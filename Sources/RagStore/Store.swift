@@ -220,7 +220,9 @@ public final class Store: Sendable {
         do {
             try writeLock.write { state in
                 try loadWriterState(&state)
-                try maintainOnOpen(&state)
+                // Not fatal (an index full to its ceiling still opens, and can be searched and emptied): tried
+                // again at the next open.
+                try? maintainOnOpen(&state)
             }
         } catch let error as StoreError {
             throw error

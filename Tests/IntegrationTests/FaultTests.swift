@@ -115,16 +115,17 @@ struct FaultTests {
             let answers = Mutex((ok: 0, failed: 0))
             let done = DispatchSemaphore(value: 0)
             let socketPath = daemon.socketPath
-            DispatchQueue.global().async {
+            // A thread of its own: the global queue may be busy with other suites' work until the sync is over.
+            Thread {
                 defer { done.signal() }
                 guard let client = try? LineClient(path: socketPath) else { answers.withLock { $0.failed += 1 }; return }
                 var n = 0
-                while !stop.withLock({ $0 }) {
+                repeat {
                     n += 1
                     let reply = try? JSONParser.parse(client.request(#"{"id":1,"op":"search","query":"word\#(n % 120)x\#(n % 1500)","mode":"bm25"}"#))
                     answers.withLock { if reply?["ok"] == true { $0.ok += 1 } else { $0.failed += 1 } }
-                }
-            }
+                } while !stop.withLock({ $0 })
+            }.start()
             #expect(try h.sync()["ok"] == true)
             stop.withLock { $0 = true }
             done.wait()

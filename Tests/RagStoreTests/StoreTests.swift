@@ -151,8 +151,12 @@ struct MapGrowthTests {
             let reads = Mutex(0)
             let group = DispatchGroup()
             let running = DispatchSemaphore(value: 0)
+            // Readers on threads of their own: on a two-core machine the global queue may run only two of them,
+            // and the third would never signal `running`.
             for _ in 0..<3 {
-                DispatchQueue.global().async(group: group) {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
                     var first = true
                     while !stop.withLock({ $0 }) {
                         defer { if first { first = false; running.signal() } }
@@ -161,7 +165,7 @@ struct MapGrowthTests {
                         _ = try? store.file(path: "/d/f0.md")
                         reads.withLock { $0 += 1 }
                     }
-                }
+                }.start()
             }
             // The readers are reading before the writes (and the resizes) begin.
             for _ in 0..<3 { running.wait() }

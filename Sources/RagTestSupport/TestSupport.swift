@@ -44,25 +44,29 @@ public func writeFile(_ path: String, _ bytes: [UInt8]) throws {
     }
 }
 
-/// Listens on a datagram socket the way systemd does for `sd_notify`, so tests can await READY=1 and
-/// STATUS= messages instead of sleeping.
-public final class NotifyListener: @unchecked Sendable {
-    public let path: String
+/// A datagram socket read continuously on a thread of its own, as systemd and journald read theirs (a sender is
+/// never blocked or dropped by a full queue: `net.unix.max_dgram_qlen` is only 10 here). Each datagram is decoded
+/// and kept until a `wait` matches it.
+final class DatagramListener<Message>: @unchecked Sendable {
+    let path: String
     private let fd: Int32
-    /// Notifications not yet matched by `wait(for:)`, and every notification, oldest first.
-    private var unmatched: [String] = []
-    private var all: [String] = []
+    private let decode: (ArraySlice<UInt8>) -> Message?
+    /// Messages not yet matched by `wait`, and every message, oldest first.
+    private var unmatched: [Message] = []
+    private var all: [Message] = []
     private var closed = false
     private let condition = NSCondition()
     private let readerDone = DispatchSemaphore(value: 0)
 
-    /// Binds the socket and starts a thread that reads every datagram at once, as systemd does: a sender is never
-    /// blocked by a full queue (`net.unix.max_dgram_qlen` is only 10 here).
-    public init(path: String) throws {
+    init(path: String, datagramBytes: Int, receiveBufferBytes: Int32? = nil, decode: @escaping (ArraySlice<UInt8>) -> Message?) throws {
         self.path = path
+        self.decode = decode
         fd = try bindDatagramSocket(path)
+        if var size = receiveBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         Thread { [self] in
-            readLoop()
+            readLoop(datagramBytes: datagramBytes)
             readerDone.signal()
         }.start()
     }
@@ -77,8 +81,8 @@ public final class NotifyListener: @unchecked Sendable {
         unlink(path)
     }
 
-    private func readLoop() {
-        var buffer = [UInt8](repeating: 0, count: 65536)
+    private func readLoop(datagramBytes: Int) {
+        var buffer = [UInt8](repeating: 0, count: datagramBytes)
         while true {
             condition.lock()
             let stop = closed
@@ -89,28 +93,18 @@ public final class NotifyListener: @unchecked Sendable {
             if ready < 0 && errno != EINTR { return }
             guard ready > 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            guard n > 0 else { continue }
-            let text = String(decoding: buffer[0..<n], as: UTF8.self)
+            guard n > 0, let message = decode(buffer[0..<n]) else { continue }
             condition.lock()
-            all.append(text)
-            unmatched.append(text)
+            all.append(message)
+            unmatched.append(message)
             condition.broadcast()
             condition.unlock()
         }
     }
 
-    /// Forgets every notification received so far.
-    public func discardReceived() {
-        condition.lock()
-        unmatched.removeAll()
-        condition.unlock()
-    }
-
-    /// Waits for a notification containing a line that starts with `prefix` (for example `READY=1`), whether it
-    /// arrived before this call or arrives later; each notification is matched once. Returns its text.
-    @discardableResult
-    public func wait(for prefix: String, timeout: Double = 120) throws -> String {
-        func matches(_ text: String) -> Bool { text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) }
+    /// Waits for a message satisfying `matches` (received before this call or later); each message is matched once.
+    /// On timeout throws `failure(unmatched)`.
+    func wait(timeout: Double, where matches: (Message) -> Bool, failure: ([Message]) -> String) throws -> Message {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
@@ -118,24 +112,57 @@ public final class NotifyListener: @unchecked Sendable {
             if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
             guard condition.wait(until: deadline) else {
                 if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
-                throw TestSupportError("no \(prefix) notification within \(timeout) s")
+                throw TestSupportError(failure(unmatched))
             }
         }
     }
 
-    /// Every notification received so far, matched or not, oldest first, without waiting.
-    public func history() -> [String] {
+    func discardReceived() {
+        condition.lock()
+        unmatched.removeAll()
+        condition.unlock()
+    }
+
+    func history() -> [Message] {
         condition.lock()
         defer { condition.unlock() }
         return all
     }
 
-    /// Every notification received so far and not yet matched by `wait(for:)`, oldest first, without waiting.
-    public func received() -> [String] {
+    func received() -> [Message] {
         condition.lock()
         defer { condition.unlock() }
         return unmatched
     }
+}
+
+/// Listens on a datagram socket the way systemd does for `sd_notify`, so tests can await READY=1 and
+/// STATUS= messages instead of sleeping.
+public final class NotifyListener: Sendable {
+    public let path: String
+    private let listener: DatagramListener<String>
+
+    public init(path: String) throws {
+        self.path = path
+        listener = try DatagramListener(path: path, datagramBytes: 65536) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Forgets every notification received so far.
+    public func discardReceived() { listener.discardReceived() }
+
+    /// Waits for a notification containing a line that starts with `prefix` (for example `READY=1`), whether it
+    /// arrived before this call or arrives later; each notification is matched once. Returns its text.
+    @discardableResult
+    public func wait(for prefix: String, timeout: Double = 120) throws -> String {
+        try listener.wait(timeout: timeout, where: { $0.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) },
+                          failure: { _ in "no \(prefix) notification within \(timeout) s" })
+    }
+
+    /// Every notification received so far, matched or not, oldest first, without waiting.
+    public func history() -> [String] { listener.history() }
+
+    /// Every notification received so far and not yet matched by `wait(for:)`, oldest first, without waiting.
+    public func received() -> [String] { listener.received() }
 }
 
 /// Creates a close-on-exec datagram socket bound to `path` (a Unix socket path).
@@ -163,7 +190,7 @@ func bindDatagramSocket(_ path: String) throws -> Int32 {
 
 /// A stand-in for journald's native socket (`/run/systemd/journal/socket`): receives the datagrams that
 /// `sd_journal_sendv` sends and decodes their fields, so tests can await a log entry.
-public final class JournalListener: @unchecked Sendable {
+public final class JournalListener: Sendable {
     /// One journal entry: its fields in the order sent (a field may repeat).
     public struct Entry: Sendable, CustomStringConvertible {
         public var fields: [(name: String, value: String)]
@@ -173,67 +200,20 @@ public final class JournalListener: @unchecked Sendable {
     }
 
     public let path: String
-    private let fd: Int32
-    private var unmatched: [Entry] = []
-    private var closed = false
-    private let condition = NSCondition()
-    private let readerDone = DispatchSemaphore(value: 0)
+    private let listener: DatagramListener<Entry>
 
-    /// Binds the socket and reads every datagram at once on a thread of its own, as journald does (a queue of
-    /// more than `net.unix.max_dgram_qlen` unread entries would make the sender drop them).
+    /// Binds the socket with a 4 MiB receive buffer and reads every datagram at once, as journald does.
     public init(path: String) throws {
         self.path = path
-        fd = try bindDatagramSocket(path)
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        Thread { [self] in
-            readLoop()
-            readerDone.signal()
-        }.start()
-    }
-
-    deinit {
-        condition.lock()
-        closed = true
-        condition.unlock()
-        readerDone.wait()
-        close(fd)
-        unlink(path)
-    }
-
-    private func readLoop() {
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            condition.lock()
-            let stop = closed
-            condition.unlock()
-            if stop { return }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 200)
-            if ready < 0 && errno != EINTR { return }
-            guard ready > 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            guard n > 0, let entry = JournalListener.decode(buffer[0..<n]) else { continue }
-            condition.lock()
-            unmatched.append(entry)
-            condition.broadcast()
-            condition.unlock()
-        }
+        listener = try DatagramListener(path: path, datagramBytes: 1 << 20, receiveBufferBytes: 4 << 20, decode: JournalListener.decode)
     }
 
     /// Waits for an entry satisfying `matches` (received before this call or later); each entry is matched once.
     @discardableResult
     public func wait(timeout: Double = 120, where matches: (Entry) -> Bool) throws -> Entry {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
-            guard condition.wait(until: deadline) else {
-                if let index = unmatched.firstIndex(where: matches) { return unmatched.remove(at: index) }
-                throw TestSupportError("no matching journal entry within \(timeout) s; received:\n" + unmatched.map(\.description).joined(separator: "\n"))
-            }
-        }
+        try listener.wait(timeout: timeout, where: matches, failure: { unmatched in
+            "no matching journal entry within \(timeout) s; received:\n" + unmatched.map(\.description).joined(separator: "\n")
+        })
     }
 
     /// Decodes journald's native protocol: `NAME=value\n`, or `NAME\n`, a 64-bit little-endian length, the value

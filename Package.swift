@@ -41,6 +41,8 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // glibc's mallopt and malloc_trim (malloc.h), for the daemon's heap policy.
+        .systemLibrary(name: "CMalloc"),
 
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
         // Optimised in debug builds too: hashing the model weights and analysing text dominate test time otherwise.
@@ -81,7 +83,7 @@ let package = Package(
         .target(name: "RagTestSupport", dependencies: ["RagCore"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "ragd", dependencies: [
-            "RagCore", "RagConfig", "RagStore", "RagIngest", "RagQuery", "RagServer", "RagSystemd", "RagProtocol", "RagEmbed",
+            "RagCore", "RagConfig", "RagStore", "RagIngest", "RagQuery", "RagServer", "RagSystemd", "RagProtocol", "RagEmbed", "CMalloc",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -54,6 +54,7 @@ struct Daemon: AsyncParsableCommand {
     var rebuildIndex = false
 
     func run() async throws {
+        HeapPolicy.configure()
         let settings: DaemonConfiguration
         do {
             settings = try resolvedConfiguration()
@@ -174,6 +175,7 @@ struct Daemon: AsyncParsableCommand {
                               configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
             embeddings.worker?.wake()
             embeddings.reportStatus()
+            HeapPolicy.trimIfDue()
             if status.scans == 1 && firstPassLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
                 let counts = store.counts
                 logger.notice("index ready", metadata: ["files": "\(counts.files)", "chunks": "\(counts.chunks)",
@@ -523,6 +525,7 @@ struct EmbedService: Service {
         let worker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.batchSize, logger: logger) { [embeddings] in
             embeddings.changed()
             embeddings.reportStatus()
+            HeapPolicy.trimIfDue()
         }
         searcher.setEmbedder(embedder)
         embeddings.set(.init(loading: false, embedder: embedder, worker: worker, reason: nil))

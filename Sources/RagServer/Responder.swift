@@ -97,6 +97,12 @@ public struct IndexResponder: RequestResponder {
             }
             guard let metrics else { throw WireError(.unsupported, "this daemon keeps no metrics") }
             return [("text", .string(metrics()))]
+        case .backup(let destination):
+            guard access.current.trustedUIDs.contains(client.uid) else {
+                deny(view, op: "backup")
+                throw WireError(.permissionDenied, "a backup copies every source; only root and ragd's own user may make one")
+            }
+            return try backup(to: destination)
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {
@@ -115,6 +121,25 @@ public struct IndexResponder: RequestResponder {
     private func deny(_ view: AccessView, op: String) {
         logger.notice("access refused", metadata: ["client.pid": "\(view.client.pid)", "client.uid": "\(view.client.uid)", "op": "\(op)",
                                                    "files.withheld": "0", "sources.hidden": "\(view.hiddenRoots.count)"])
+    }
+
+    /// A backup of the index into `destination` (see `Store.backup`), logged.
+    private func backup(to destination: String) throws -> [(String, JSONValue)] {
+        logger.notice("backup started", metadata: ["backup.path": "\(destination)"])
+        do {
+            let result = try searcher.store.backup(to: destination)
+            logger.notice("backup written", metadata: ["backup.path": "\(result.path)", "backup.bytes": "\(result.bytes)",
+                                                       "backup.seconds": "\((result.seconds * 1000).rounded() / 1000)"])
+            return [("path", .string(result.path)), ("bytes", .int(Int64(result.bytes))),
+                    ("took_ms", .double((result.seconds * 1e6).rounded() / 1000))]
+        } catch {
+            logger.error("backup failed", metadata: ["backup.path": "\(destination)", "error": "\(error.message)"])
+            switch error.kind {
+            case .destination: throw WireError(.invalidArgument, "field 'dest': \(error.message)")
+            case .busy: throw WireError(.unavailable, error.message)
+            case .failed: throw WireError(.internal, "backup failed: \(error.message)")
+            }
+        }
     }
 
     /// One log line per request that hid sources or withheld files from its client.

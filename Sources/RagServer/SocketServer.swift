@@ -100,8 +100,8 @@ public final class SocketServer: Service, Sendable {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
-        // `sync` waits (up to its timeout_ms) for the indexer; it gets threads of its own so that waiting clients
-        // never hold the threads searches run on.
+        // `sync` waits (up to its timeout_ms) for the indexer, and `backup` copies the index; they get threads of their
+        // own so that waiting clients never hold the threads searches run on.
         let syncPool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
         pool.start()
         syncPool.start()
@@ -289,7 +289,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The worker threads: `work` answers requests, `sync` waits for the indexer.
+    /// The worker threads: `work` answers requests, `sync` waits for the indexer and makes backups.
     struct Pools: Sendable {
         let work: NIOThreadPool
         let sync: NIOThreadPool
@@ -416,7 +416,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 write(failure: error, id: decoded.id)
             case .success(let request):
                 switch request {
-                case .sync:
+                case .sync, .backup:
                     start(request, id: decoded.id, received: next.received, deadline: nil, on: pools.sync)
                 default:
                     let deadline = next.received + requestTimeout

@@ -9,8 +9,8 @@ struct Metrics: ParsableCommand {
         abstract: "Print ragd's metrics in the Prometheus text format.",
         discussion: """
             With --output FILE the text is written to a temporary file beside FILE, synced and renamed over it, so a \
-            reader such as node_exporter's textfile collector never sees a partial file. ragd answers only root, its \
-            own user, and clients from whom no source is hidden.
+            reader such as node_exporter's textfile collector never sees a partial file (exit status 1 if FILE cannot \
+            be written). ragd answers only root, its own user, and clients from whom no source is hidden.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Write to this file (replaced atomically) instead of stdout.", valueName: "file"))

@@ -10,6 +10,8 @@ DOCDIR ?= $(PREFIX)/share/doc/ragd
 UNITDIR ?= /etc/systemd/system
 # Fixed: ragd.service reads /etc/ragd/ragd.toml (ConfigurationDirectory=ragd).
 CONFDIR := /etc/ragd
+# Units installed into UNITDIR (ExecStart pointed at BINDIR).
+UNITS := ragd.service ragd.socket ragd-metrics.service ragd-metrics.timer
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
 APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
@@ -91,12 +93,13 @@ embed-bench: deps model
 .build/release/ragd .build/release/ragctl:
 	$(MAKE) release
 
-## install: binaries, units (ExecStart pointed at $(BINDIR)), a configuration unless one exists, docs.
+## install: binaries, units (ExecStart pointed at $(BINDIR); ragd-metrics.timer feeds node_exporter), a configuration
+## unless one exists, docs.
 ## Run `make release` first (as yourself); `sudo make install` then only copies.
 install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl $(DESTDIR)$(BINDIR)/
-	for unit in ragd.service ragd.socket; do \
+	for unit in $(UNITS); do \
 	  sed -e 's#/usr/local/bin/#$(BINDIR)/#g' -e 's#/usr/local/share/doc/ragd/#$(DOCDIR)/#g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit.tmp && \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit.tmp && mv $(DESTDIR)$(UNITDIR)/$$unit.tmp $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
 	done
@@ -110,7 +113,7 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 	      config/ragd.toml > $(DESTDIR)$(CONFDIR)/ragd.toml && chmod 0644 $(DESTDIR)$(CONFDIR)/ragd.toml && \
 	  echo "installed $(DESTDIR)$(CONFDIR)/ragd.toml: list your documentation folders in it"; \
 	fi
-	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md docs/operations.md $(DESTDIR)$(DOCDIR)/
 	@# The embedding model, where ragd looks by default ($(PREFIX)/share/ragd/models/all-MiniLM-L6-v2).
 	@if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then \
 	  install -d $(DESTDIR)$(PREFIX)/share/ragd/models && cp -r models/all-MiniLM-L6-v2 $(DESTDIR)$(PREFIX)/share/ragd/models/ && \
@@ -121,10 +124,10 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 ## uninstall: remove what install put in place, except the configuration and the index in /var/lib/ragd
 uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then \
-	  systemctl disable --now ragd.socket ragd.service 2>/dev/null || true; \
+	  systemctl disable --now ragd-metrics.timer ragd.socket ragd.service 2>/dev/null || true; \
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/ragd $(DESTDIR)$(BINDIR)/ragctl
-	rm -f $(DESTDIR)$(UNITDIR)/ragd.service $(DESTDIR)$(UNITDIR)/ragd.socket
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/ragd
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
 	@echo "kept $(DESTDIR)$(CONFDIR)/ragd.toml and the index (/var/lib/private/ragd); remove them by hand if unwanted"

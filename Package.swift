@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -57,6 +59,7 @@ let package = Package(
         .target(name: "RagIngest", dependencies: [
             "RagCore", "RagStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
         // BM25 retrieval over the store.
         .target(name: "RagVectorKernels", swiftSettings: vectorKernelSettings),
@@ -68,6 +71,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
         // sd_notify, sd_listen_fds, the watchdog and the journal.
         .target(name: "RagSystemd", dependencies: [
@@ -89,6 +93,8 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: swiftSettings),
         // Speed of the sentence encoder (bench/embed_bench.sh).
         .executableTarget(name: "embed-bench", dependencies: ["RagCore", "RagEmbed"], swiftSettings: swiftSettings),

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Logging
 import RagCore
@@ -22,17 +23,20 @@ public final class EmbedWorker: Sendable {
     private let embeddedCount = Atomic<Int>(0)
     private let busySince = Atomic<UInt64>(0)
     private let onBatch: @Sendable () -> Void
+    private let metrics: IngestMetrics
     /// The store error that stops vectors from being saved (map at its ceiling, disk full), logged once.
     private let storeFault = Mutex<String?>(nil)
 
     /// `onBatch` is called on the worker's thread after each batch of vectors is stored, and whenever it finds
-    /// nothing left to embed.
-    public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger, onBatch: @escaping @Sendable () -> Void = {}) {
+    /// nothing left to embed. Each batch's encoding time is recorded in `metrics`.
+    public init(store: Store, embedder: any Embedder, batchSize: Int = 64, logger: Logger, metrics: IngestMetrics = IngestMetrics(),
+                onBatch: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.embedder = embedder
         self.batchSize = batchSize
         self.logger = logger
         self.onBatch = onBatch
+        self.metrics = metrics
     }
 
     /// Chunks still waiting for a vector.
@@ -103,7 +107,9 @@ public final class EmbedWorker: Sendable {
             defer { busySince.store(0, ordering: .relaxed) }
             do {
                 let inputs = try store.embeddingInputs(Array(ids))
+                let encoding = DispatchTime.now().uptimeNanoseconds
                 let vectors = try embedder.embed(inputs.map(\.text))
+                metrics.embeddingBatch.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - encoding))
                 guard vectors.count == inputs.count else { throw IngestError("the embedder returned \(vectors.count) vectors for \(inputs.count) texts") }
                 try store.storeEmbeddings(zip(inputs, vectors).map { (id: $0.id, hash: $0.hash, vector: $1) })
                 embeddedCount.add(inputs.count, ordering: .relaxed)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -32,6 +33,8 @@ public final class IngestLoop: Sendable {
         var inFlight = 0
         /// While ingest is blocked: no pass starts before this instant, whatever events arrive.
         var retryAt: ContinuousClock.Instant?
+        /// When each waiting change in an indexed place was first reported (for `changeToSearchable`).
+        var seen: [String: ContinuousClock.Instant] = [:]
     }
 
     /// Why ingest stopped (index map at its ceiling, disk full, I/O error), for `status`.
@@ -58,6 +61,7 @@ public final class IngestLoop: Sendable {
     private let busySince = Atomic<UInt64>(0)
     private let onPass: @Sendable (IndexerStatus) -> Void
     private let faultState = Mutex(Fault())
+    private let metrics: IngestMetrics
 
     /// Whether ingest is blocked and why.
     public var fault: Fault { faultState.withLock { $0 } }
@@ -67,14 +71,16 @@ public final class IngestLoop: Sendable {
         .seconds(min(30, 1 << min(max(failures - 1, 0), 5)))
     }
 
-    /// `onPass` is called on the loop's thread after each applied batch (for STATUS= notifications).
-    public init(indexer: Indexer, watcher: Watcher?, configuration: Configuration, logger: Logger,
+    /// `onPass` is called on the loop's thread after each applied batch (for STATUS= notifications). Passes and
+    /// the latency of changes are recorded in `metrics` before `sync` waiters are released.
+    public init(indexer: Indexer, watcher: Watcher?, configuration: Configuration, logger: Logger, metrics: IngestMetrics = IngestMetrics(),
                 onPass: @escaping @Sendable (IndexerStatus) -> Void = { _ in }) {
         self.indexer = indexer
         self.watcher = watcher
         self.configuration = configuration
         self.logger = logger
         self.onPass = onPass
+        self.metrics = metrics
         // The start-up reconciliation is the first piece of work.
         queue.withLock { queue in
             queue.changes.everything = true
@@ -88,13 +94,26 @@ public final class IngestLoop: Sendable {
     public func push(_ events: [WatchEvent]) {
         guard !events.isEmpty else { return }
         let now = ContinuousClock.now
+        let keys = events.compactMap(latencyKey)
         queue.withLock { queue in
             for event in events { queue.changes.add(event) }
+            for key in keys where queue.seen[key] == nil { queue.seen[key] = now }
             queue.pushed += 1
             if queue.firstEvent == nil { queue.firstEvent = now }
             queue.lastEvent = now
         }
         wakeUp.signal()
+    }
+
+    /// The key under which a change's first report is remembered, nil for changes outside what the sources index
+    /// (editor files, excluded names) and for full rescans.
+    private func latencyKey(_ event: WatchEvent) -> String? {
+        switch event {
+        case .file(let path): return indexer.source(for: path)?.acceptsFile(path: path) == true ? "f" + path : nil
+        case .folder(let path): return indexer.source(for: path) != nil ? "d" + path : nil
+        case .moved(let from, let to, _): return "m" + from + "\u{0}" + to
+        case .rescanAll: return nil
+        }
     }
 
     /// Asks for a full reconciliation soon (configuration reload, manual request).
@@ -181,13 +200,15 @@ public final class IngestLoop: Sendable {
                 _ = wakeUp.wait(timeout: .now() + .nanoseconds(nanos))
                 continue
             }
-            let (changes, sequence) = queue.withLock { queue -> (ChangeSet, UInt64) in
+            let (changes, sequence, seen) = queue.withLock { queue -> (ChangeSet, UInt64, [String: ContinuousClock.Instant]) in
                 let taken = queue.changes
+                let seen = queue.seen
                 queue.changes = ChangeSet()
+                queue.seen = [:]
                 queue.firstEvent = nil
                 queue.lastEvent = nil
                 queue.inFlight = taken.count
-                return (taken, queue.pushed)
+                return (taken, queue.pushed, seen)
             }
             if changes.everything { watcher?.rewatchMissingRoots() }
             busySince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
@@ -195,6 +216,9 @@ public final class IngestLoop: Sendable {
             var failed = false
             do {
                 try indexer.apply(changes)
+                let committed = ContinuousClock.now
+                for first in seen.values { metrics.changeToSearchable.recordNanoseconds((committed - first).nanoseconds) }
+                if changes.everything { metrics.rescans.increment() }
                 let recovered: Fault? = faultState.withLock { fault in
                     guard fault.blocked else { return nil }
                     defer { fault.blocked = false; fault.failures = 0 }
@@ -224,6 +248,7 @@ public final class IngestLoop: Sendable {
                 let retry = ContinuousClock.now + delay
                 queue.withLock { queue in
                     queue.changes.everything = true
+                    queue.seen.merge(seen) { min($0, $1) }
                     queue.firstEvent = queue.firstEvent ?? retry
                     queue.lastEvent = queue.lastEvent ?? retry
                     queue.retryAt = retry
@@ -246,6 +271,15 @@ public final class IngestLoop: Sendable {
         progress.lock()
         progress.broadcast()
         progress.unlock()
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : product &+ attoseconds / 1_000_000_000
     }
 }
 

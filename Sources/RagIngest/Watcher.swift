@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Glibc
@@ -58,12 +59,14 @@ public final class Watcher: @unchecked Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     private let deliver: @Sendable ([WatchEvent]) -> Void
+    private let metrics: IngestMetrics
     private let drainRequests = Mutex<[DispatchSemaphore]>([])
     private let running = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
-    /// `deliver` is called on the watcher thread with each batch of events, in order.
-    public init(sources: [SourceSpec], logger: Logger, deliver: @escaping @Sendable ([WatchEvent]) -> Void) throws {
+    /// `deliver` is called on the watcher thread with each batch of events, in order. Overflows are counted in `metrics`.
+    public init(sources: [SourceSpec], logger: Logger, metrics: IngestMetrics = IngestMetrics(),
+                deliver: @escaping @Sendable ([WatchEvent]) -> Void) throws {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else {
             throw IngestError("cannot start inotify: \(String(cString: strerror(errno)))")
@@ -83,6 +86,7 @@ public final class Watcher: @unchecked Sendable {
         state = Mutex(State(sources: sources))
         self.logger = logger
         self.deliver = deliver
+        self.metrics = metrics
     }
 
     deinit {
@@ -360,6 +364,7 @@ public final class Watcher: @unchecked Sendable {
         let mask = raw.mask
         if mask & UInt32(IN_Q_OVERFLOW) != 0 {
             state.withLock { $0.status.overflows += 1 }
+            metrics.overflows.increment()
             logger.warning("inotify queue overflowed; reconciling all sources")
             events.append(.rescanAll)
             return

@@ -23,8 +23,14 @@ public struct WireErrorCode: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let unavailable = WireErrorCode(rawValue: "unavailable")
     /// `sync` did not catch up within its timeout.
     public static let timeout = WireErrorCode(rawValue: "timeout")
+    /// The client may not use this op (`metrics`, `backup`: see docs/security.md).
+    public static let permissionDenied = WireErrorCode(rawValue: "permission_denied")
     /// A bug or an unexpected failure; details are in the daemon's log.
     public static let `internal` = WireErrorCode(rawValue: "internal")
+
+    /// Every code above.
+    public static let all: [WireErrorCode] = [.badRequest, .unknownOp, .invalidArgument, .unsupported, .notFound, .requestTooLarge,
+                                              .unavailable, .timeout, .permissionDenied, .internal]
 }
 
 /// An error that is answered on the wire as `{"code":…,"message":…}`.
@@ -115,6 +121,10 @@ public enum Request: Sendable, Equatable {
     case files(pathPrefix: String?)
     /// The configured sources the client may see, with their file and chunk counts.
     case sources
+    /// The daemon's counters, gauges and histograms in the Prometheus text format.
+    case metrics
+    /// A compacted copy of the index into a new folder `destination` (absolute), from which ragd can start.
+    case backup(destination: String)
 }
 
 /// Limits applied while decoding requests.
@@ -173,6 +183,14 @@ public enum RequestDecoder {
         case "ping": return .ping
         case "status": return .status
         case "sources": return .sources
+        case "metrics": return .metrics
+        case "backup":
+            guard let dest = value["dest"]?.stringValue, dest.hasPrefix("/"), dest.count > 1,
+                  !dest.split(separator: "/", omittingEmptySubsequences: false).dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." })
+            else {
+                throw WireError(.invalidArgument, "field 'dest' must be an absolute path without '.', '..' or empty components")
+            }
+            return .backup(destination: dest)
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
         case "files":
@@ -199,7 +217,7 @@ public enum RequestDecoder {
             }
             return .sync(timeout: timeout, vectors: vectors)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, ping")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, ping, metrics, backup")
         }
     }
 

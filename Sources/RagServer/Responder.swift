@@ -46,6 +46,8 @@ public struct IndexResponder: RequestResponder {
     public var ingestBlocked: @Sendable () -> String? = { nil }
     /// Whether the daemon is stopping (a `sync` that returns false then was cut short, not timed out).
     public var stopping: @Sendable () -> Bool = { false }
+    /// The `metrics` reply's text (Prometheus text format); nil when the daemon keeps no metrics.
+    public var metrics: (@Sendable () -> String)? = nil
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
@@ -87,6 +89,20 @@ public struct IndexResponder: RequestResponder {
             }
             refused(view, op: "files")
             return [("files", .array(list))]
+        case .metrics:
+            // Totals and rates cover every source: only for clients from whom no source is hidden.
+            guard view.hiddenRoots.isEmpty else {
+                deny(view, op: "metrics")
+                throw WireError(.permissionDenied, "metrics count every source; they are answered to root, to ragd's own user and to clients every source admits")
+            }
+            guard let metrics else { throw WireError(.unsupported, "this daemon keeps no metrics") }
+            return [("text", .string(metrics()))]
+        case .backup(let destination):
+            guard access.current.trustedUIDs.contains(client.uid) else {
+                deny(view, op: "backup")
+                throw WireError(.permissionDenied, "a backup copies every source; only root and ragd's own user may make one")
+            }
+            return try backup(to: destination)
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {
@@ -98,6 +114,31 @@ public struct IndexResponder: RequestResponder {
             }
             let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
             return [("waited_ms", .double((waited * 1000).rounded() / 1000))]
+        }
+    }
+
+    /// Logs a refused op like other refusals.
+    private func deny(_ view: AccessView, op: String) {
+        logger.notice("access refused", metadata: ["client.pid": "\(view.client.pid)", "client.uid": "\(view.client.uid)", "op": "\(op)",
+                                                   "files.withheld": "0", "sources.hidden": "\(view.hiddenRoots.count)"])
+    }
+
+    /// A backup of the index into `destination` (see `Store.backup`), logged.
+    private func backup(to destination: String) throws -> [(String, JSONValue)] {
+        logger.notice("backup started", metadata: ["backup.path": "\(destination)"])
+        do {
+            let result = try searcher.store.backup(to: destination)
+            logger.notice("backup written", metadata: ["backup.path": "\(result.path)", "backup.bytes": "\(result.bytes)",
+                                                       "backup.seconds": "\((result.seconds * 1000).rounded() / 1000)"])
+            return [("path", .string(result.path)), ("bytes", .int(Int64(result.bytes))),
+                    ("took_ms", .double((result.seconds * 1e6).rounded() / 1000))]
+        } catch {
+            logger.error("backup failed", metadata: ["backup.path": "\(destination)", "error": "\(error.message)"])
+            switch error.kind {
+            case .destination: throw WireError(.invalidArgument, "field 'dest': \(error.message)")
+            case .busy: throw WireError(.unavailable, error.message)
+            case .failed: throw WireError(.internal, "backup failed: \(error.message)")
+            }
         }
     }
 

@@ -81,14 +81,16 @@ public final class SocketServer: Service, Sendable {
     private let logger: Logger
     private let onBound: @Sendable () -> Void
     private let onShutdown: @Sendable () -> Void
+    private let metrics: ServerMetrics
     private let connections = Atomic<Int>(0)
     private let refusals = Atomic<Int>(0)
 
     /// `onShutdown` is called when graceful shutdown begins, before the server waits for the requests in flight: it
     /// should make requests that wait (`sync`) return.
-    public init(configuration: ServerConfiguration, responder: any RequestResponder, logger: Logger, onBound: @escaping @Sendable () -> Void = {},
-                onShutdown: @escaping @Sendable () -> Void = {}) {
+    public init(configuration: ServerConfiguration, responder: any RequestResponder, logger: Logger, metrics: ServerMetrics = ServerMetrics(),
+                onBound: @escaping @Sendable () -> Void = {}, onShutdown: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
+        self.metrics = metrics
         self.responder = responder
         self.logger = logger
         self.onBound = onBound
@@ -98,8 +100,8 @@ public final class SocketServer: Service, Sendable {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
-        // `sync` waits (up to its timeout_ms) for the indexer; it gets threads of its own so that waiting clients
-        // never hold the threads searches run on.
+        // `sync` waits (up to its timeout_ms) for the indexer, and `backup` copies the index; they get threads of their
+        // own so that waiting clients never hold the threads searches run on.
         let syncPool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
         pool.start()
         syncPool.start()
@@ -122,6 +124,7 @@ public final class SocketServer: Service, Sendable {
         let configuration = self.configuration
         let responder = self.responder
         let logger = self.logger
+        let metrics = self.metrics
         let highWater = max(1, configuration.connection.maximumReplyBufferBytes)
         let acceptFailures = Atomic<Int>(0)
         let bootstrap = ServerBootstrap(group: group)
@@ -152,7 +155,7 @@ public final class SocketServer: Service, Sendable {
                     }
                     // Answered once the channel is active (a write in the initializer would wait for that forever).
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RefusingHandler(limit: configuration.maximumConnections))
+                        try channel.pipeline.syncOperations.addHandler(RefusingHandler(limit: configuration.maximumConnections, metrics: metrics))
                     }
                 }
                 return PeerCredentials.read(channel).flatMapThrowing { client in
@@ -164,7 +167,8 @@ public final class SocketServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFramer(maximumLineBytes: configuration.maximumLineBytes)))
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(responder: responder, pools: pools, limits: configuration.limits,
                                                                                      connection: configuration.connection, client: client,
-                                                                                     maximumLineBytes: configuration.maximumLineBytes, logger: logger))
+                                                                                     maximumLineBytes: configuration.maximumLineBytes, logger: logger,
+                                                                                     metrics: metrics))
                 }
             }
         let channel: any Channel
@@ -250,9 +254,14 @@ final class RefusingHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let limit: Int
-    init(limit: Int) { self.limit = limit }
+    let metrics: ServerMetrics
+    init(limit: Int, metrics: ServerMetrics) {
+        self.limit = limit
+        self.metrics = metrics
+    }
 
     func channelActive(context: ChannelHandlerContext) {
+        metrics.failed(.unavailable)
         var bytes: [UInt8] = []
         Reply.failure(id: .null, WireError(.unavailable, "too many connections (limit \(limit))")).write(to: &bytes)
         bytes.append(0x0A)
@@ -280,7 +289,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The worker threads: `work` answers requests, `sync` waits for the indexer.
+    /// The worker threads: `work` answers requests, `sync` waits for the indexer and makes backups.
     struct Pools: Sendable {
         let work: NIOThreadPool
         let sync: NIOThreadPool
@@ -300,6 +309,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let requestTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let logger: Logger
+    private let metrics: ServerMetrics
 
     private var context: ChannelHandlerContext?
     /// Lines received and not yet started, oldest first.
@@ -321,7 +331,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var started = 0
 
     init(responder: any RequestResponder, pools: Pools, limits: RequestLimits, connection: ConnectionLimits, client: Client,
-         maximumLineBytes: Int, logger: Logger) {
+         maximumLineBytes: Int, logger: Logger, metrics: ServerMetrics = ServerMetrics()) {
         self.responder = responder
         self.pools = pools
         self.limits = limits
@@ -331,6 +341,7 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         self.requestTimeout = .milliseconds(Int64(max(1, connection.requestTimeoutMs)))
         self.idleTimeout = .seconds(Int64(max(1, connection.idleTimeoutSeconds)))
         self.logger = logger
+        self.metrics = metrics
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -402,14 +413,15 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             switch decoded.result {
             case .failure(let error):
                 logger.debug("bad request", metadata: ["error": "\(error)"])
-                write(Reply.failure(id: decoded.id, error))
+                write(failure: error, id: decoded.id)
             case .success(let request):
-                if case .sync = request {
+                switch request {
+                case .sync, .backup:
                     start(request, id: decoded.id, received: next.received, deadline: nil, on: pools.sync)
-                } else {
+                default:
                     let deadline = next.received + requestTimeout
                     if NIODeadline.now() >= deadline {
-                        write(timeoutReply(id: decoded.id))
+                        write(failure: timeoutError, id: decoded.id)
                     } else {
                         start(request, id: decoded.id, received: next.received, deadline: deadline, on: pools.work)
                     }
@@ -418,9 +430,10 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         }
         if let limit = lineTooLong, queue.isEmpty, !replyPending {
             lineTooLong = nil
-            let reply = Reply.failure(id: .null, WireError(.requestTooLarge, "request line exceeds \(limit) bytes; closing the connection"))
             let channel = context.channel
-            write(reply)?.whenComplete { _ in channel.close(promise: nil) }
+            write(failure: WireError(.requestTooLarge, "request line exceeds \(limit) bytes; closing the connection"), id: .null)?.whenComplete { _ in
+                channel.close(promise: nil)
+            }
             return
         }
         if readHeld && !overLimits {
@@ -443,27 +456,28 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let logger = self.logger
         let timeoutMs = connection.requestTimeoutMs
         // The reply is serialised on the worker too, to keep the event loop free for accepting and framing.
-        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> [UInt8]? in
+        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> Answer? in
             // The peer is gone: nobody will read the reply.
             guard channel.isActive else { return nil }
-            let reply: JSONValue
+            let answer: Answer
             if let deadline, NIODeadline.now() >= deadline {
-                reply = ConnectionHandler.timeoutReply(id: id, ms: timeoutMs)
+                let error = ConnectionHandler.timeoutError(ms: timeoutMs)
+                answer = Answer(reply: Reply.failure(id: id, error), outcome: .failed(error.code))
             } else if case .sync(let timeout, let vectors) = request {
                 // A sync's timeout counts from its arrival, time spent waiting for a thread included.
                 let waited = Double((NIODeadline.now() - received).nanoseconds) / 1e9
-                reply = ConnectionHandler.answer(.sync(timeout: max(0, timeout - waited), vectors: vectors), id: id, responder: responder, client: client, logger: logger)
+                answer = ConnectionHandler.answer(.sync(timeout: max(0, timeout - waited), vectors: vectors), id: id, responder: responder, client: client, logger: logger)
             } else {
-                reply = ConnectionHandler.answer(request, id: id, responder: responder, client: client, logger: logger)
+                answer = ConnectionHandler.answer(request, id: id, responder: responder, client: client, logger: logger)
             }
-            return ConnectionHandler.line(reply)
+            return answer
         }
         let timer = deadline.map { deadline in
             context.eventLoop.scheduleTask(deadline: deadline) { [self] in
                 guard replyPending, started == number else { return }
                 replyPending = false
                 logger.debug("request timed out", metadata: ["request.id": "\(id.serialized())", "limit.ms": "\(timeoutMs)"])
-                write(timeoutReply(id: id))
+                write(failure: timeoutError, id: id)
                 drain()
             }
         }
@@ -473,36 +487,75 @@ final class ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             if replyPending {
                 replyPending = false
                 switch result {
-                case .success(let reply?):
-                    write(line: reply)
+                case .success(let answer?):
+                    record(answer.outcome)
+                    write(line: answer.line)
                 case .success(nil):
                     break
                 case .failure(let error):
                     // The pool is shutting down.
-                    write(Reply.failure(id: id, WireError(.unavailable, "ragd is stopping: \(error)")))
+                    write(failure: WireError(.unavailable, "ragd is stopping: \(error)"), id: id)
                 }
             }
             drain()
         }
     }
 
-    /// Answers one decoded request; every failure becomes an error reply.
-    static func answer(_ request: Request, id: JSONValue, responder: any RequestResponder, client: Client, logger: Logger) -> JSONValue {
-        do {
-            return Reply.success(id: id, try responder.respond(to: request, from: client))
-        } catch let error as WireError {
-            return Reply.failure(id: id, error)
-        } catch {
-            logger.error("request failed", metadata: ["error": "\(error)"])
-            return Reply.failure(id: id, WireError(.internal, "internal error; see the daemon's log"))
+    /// How a request ended, for the metrics: a search answered (with its mode and time), another op answered, or
+    /// an error.
+    enum Outcome: Sendable {
+        case searched(SearchMode, nanoseconds: Int64)
+        case answered
+        case failed(WireErrorCode)
+    }
+
+    /// A reply line (serialised on the worker, to keep the event loop free for accepting and framing) and its outcome.
+    struct Answer: Sendable {
+        let line: [UInt8]
+        let outcome: Outcome
+        init(reply: JSONValue, outcome: Outcome) {
+            line = ConnectionHandler.line(reply)
+            self.outcome = outcome
         }
     }
 
-    static func timeoutReply(id: JSONValue, ms: Int) -> JSONValue {
-        Reply.failure(id: id, WireError(.timeout, "not answered within \(ms) ms (limits.request_timeout_ms)"))
+    /// Answers one decoded request; every failure becomes an error reply.
+    static func answer(_ request: Request, id: JSONValue, responder: any RequestResponder, client: Client, logger: Logger) -> Answer {
+        let started = NIODeadline.now()
+        do {
+            let reply = Reply.success(id: id, try responder.respond(to: request, from: client))
+            if case .search(let search) = request {
+                return Answer(reply: reply, outcome: .searched(search.mode, nanoseconds: (NIODeadline.now() - started).nanoseconds))
+            }
+            return Answer(reply: reply, outcome: .answered)
+        } catch let error as WireError {
+            return Answer(reply: Reply.failure(id: id, error), outcome: .failed(error.code))
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)"])
+            return Answer(reply: Reply.failure(id: id, WireError(.internal, "internal error; see the daemon's log")), outcome: .failed(.internal))
+        }
     }
 
-    private func timeoutReply(id: JSONValue) -> JSONValue { ConnectionHandler.timeoutReply(id: id, ms: connection.requestTimeoutMs) }
+    private func record(_ outcome: Outcome) {
+        switch outcome {
+        case .searched(let mode, let nanoseconds): metrics.searched(mode, nanoseconds: nanoseconds)
+        case .answered: break
+        case .failed(let code): metrics.failed(code)
+        }
+    }
+
+    static func timeoutError(ms: Int) -> WireError {
+        WireError(.timeout, "not answered within \(ms) ms (limits.request_timeout_ms)")
+    }
+
+    private var timeoutError: WireError { ConnectionHandler.timeoutError(ms: connection.requestTimeoutMs) }
+
+    /// Writes an error reply and counts it.
+    @discardableResult
+    private func write(failure error: WireError, id: JSONValue) -> EventLoopFuture<Void>? {
+        metrics.failed(error.code)
+        return write(Reply.failure(id: id, error))
+    }
 
     /// `reply` serialised, with its newline.
     static func line(_ reply: JSONValue) -> [UInt8] {

@@ -9,13 +9,16 @@ public struct FileInfo: Sendable, Equatable {
     public var mtimeNanos: Int64
     /// Number of chunks of the file.
     public var chunks: Int
+    /// Size in bytes of the file as indexed.
+    public var size: UInt64
 
-    public init(path: String, fileExtension: String, tags: [String], mtimeNanos: Int64, chunks: Int) {
+    public init(path: String, fileExtension: String, tags: [String], mtimeNanos: Int64, chunks: Int, size: UInt64 = 0) {
         self.path = path
         self.fileExtension = fileExtension
         self.tags = tags
         self.mtimeNanos = mtimeNanos
         self.chunks = chunks
+        self.size = size
     }
 }
 
@@ -29,6 +32,8 @@ public struct ChunkTable: Sendable {
     public internal(set) var files: [UInt32: FileInfo] = [:]
     public internal(set) var chunkCount = 0
     public internal(set) var totalLength: UInt64 = 0
+    /// Sum of the indexed files' sizes.
+    public internal(set) var totalBytes: UInt64 = 0
     /// Embeddings of the chunks, for dense search.
     public internal(set) var vectors = VectorIndex(dimensions: 0)
 
@@ -62,6 +67,8 @@ public struct ChunkTable: Sendable {
     }
 
     mutating func setFile(_ id: UInt32, _ info: FileInfo?) {
+        if let old = files[id] { totalBytes -= old.size }
+        if let info { totalBytes += info.size }
         files[id] = info
     }
 }

@@ -1,5 +1,6 @@
 import CLMDB
 import Glibc
+import Synchronization
 
 /// A return code of the LMDB C library (`MDB_*` or an errno).
 public struct LMDBError: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -39,6 +40,8 @@ public struct TableFlags: OptionSet, Sendable {
 final class LMDBEnvironment: @unchecked Sendable {
     let handle: OpaquePointer
     private let gate = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+    /// Threads waiting in `setMapSize` for the gate (for tests).
+    let resizesWaiting = Atomic<Int>(0)
 
     init(directory: String, mapSize: Int, maxTables: UInt32) throws(LMDBError) {
         var env: OpaquePointer?
@@ -67,7 +70,9 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Changes the map size: waits until no transaction of this process is active (new ones wait meanwhile).
     /// Must not be called from inside a transaction.
     func setMapSize(_ bytes: Int) throws(LMDBError) {
+        resizesWaiting.add(1, ordering: .relaxed)
         pthread_rwlock_wrlock(gate)
+        resizesWaiting.subtract(1, ordering: .relaxed)
         defer { pthread_rwlock_unlock(gate) }
         try check(mdb_env_set_mapsize(handle, bytes))
     }
@@ -87,10 +92,13 @@ final class LMDBEnvironment: @unchecked Sendable {
         return info.me_mapsize
     }
 
-    /// Copies the environment to `directory` (compacted), consistent while writers continue.
-    func copy(to directory: String) throws(LMDBError) {
+    /// Copies the environment to `directory` (compacted), consistent while writers continue: LMDB copies from a read
+    /// transaction, so the gate is held shared meanwhile and a `setMapSize` waits for the copy. `whileHoldingGate`
+    /// runs first, with the gate held (for tests).
+    func copy(to directory: String, whileHoldingGate: () -> Void = {}) throws(LMDBError) {
         pthread_rwlock_rdlock(gate)
         defer { pthread_rwlock_unlock(gate) }
+        whileHoldingGate()
         try check(mdb_env_copy2(handle, directory, UInt32(MDB_CP_COMPACT)))
     }
 

@@ -1,6 +1,7 @@
 import CLMDB
 import Glibc
 import RagCore
+import Synchronization
 
 /// Errors of the store, with a stable code and a message for operators.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
@@ -169,6 +170,8 @@ public final class Store: Sendable {
     let writeLock = ReadWriteLocked(WriterState())
     /// The queries running now, so that freed chunk ids are reused only when none of them can have seen the old chunk.
     let idGuard = ChunkIDGuard()
+    /// Whether a backup is running (one at a time).
+    let backupRunning = Mutex(false)
     private let analyzer = Analyzer()
     let configuration: StoreConfiguration
 
@@ -252,7 +255,8 @@ public final class Store: Sendable {
     }
 
     static func fileInfo(_ record: FileRecord) -> FileInfo {
-        FileInfo(path: record.path, fileExtension: Store.fileExtension(of: record.path), tags: record.tags, mtimeNanos: record.mtimeNanos, chunks: record.chunkIDs.count)
+        FileInfo(path: record.path, fileExtension: Store.fileExtension(of: record.path), tags: record.tags, mtimeNanos: record.mtimeNanos, chunks: record.chunkIDs.count,
+                 size: record.size)
     }
 
     /// Lower-case extension without the dot; `x.rst.txt` gives `rst`.
@@ -273,10 +277,13 @@ public final class Store: Sendable {
 
     // MARK: Reading
 
-    /// Files, chunks and average chunk length right now.
+    /// Files and chunks right now.
     public var counts: (files: Int, chunks: Int) {
         memory.read { ($0.files.count, $0.chunkCount) }
     }
+
+    /// Sum of the indexed files' sizes right now.
+    public var indexedBytes: UInt64 { memory.read { $0.totalBytes } }
 
     /// Runs `body` with the in-memory chunk table under a read lock (keep it short).
     public func withChunkTable<T>(_ body: (ChunkTable) throws -> T) rethrows -> T {

@@ -3,7 +3,9 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import Metrics
 import NIOPosix
+import Prometheus
 import RagConfig
 import RagCore
 import RagIngest
@@ -133,6 +135,10 @@ struct Daemon: AsyncParsableCommand {
 
     func serve(_ settings: DaemonConfiguration, logger: Logger) async throws {
         let started = DispatchTime.now()
+        let registry = PrometheusCollectorRegistry()
+        let metricsFactory = Daemon.metricsFactory(registry)
+        MetricsSystem.bootstrap(metricsFactory)
+        let ingestMetrics = IngestMetrics(factory: metricsFactory)
         try makeDirectories(settings.stateDirectory, mode: 0o700)
         let lock = try StateLock(directory: settings.stateDirectory)
         defer { withExtendedLifetime(lock) {} }
@@ -164,7 +170,7 @@ struct Daemon: AsyncParsableCommand {
         let sink = EventSink()
         let watcher: Watcher?
         do {
-            watcher = try Watcher(sources: sources, logger: logger) { events in sink.deliver(events) }
+            watcher = try Watcher(sources: sources, logger: logger, metrics: ingestMetrics) { events in sink.deliver(events) }
         } catch {
             watcher = nil
             logger.error("cannot watch the sources; changes are picked up by the periodic rescan only", metadata: ["error": "\(error)"])
@@ -172,7 +178,8 @@ struct Daemon: AsyncParsableCommand {
         let embeddings = Embeddings(store: store)
         let firstPassLogged = Atomic<Bool>(false)
         let loop = IngestLoop(indexer: indexer, watcher: watcher,
-                              configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger) { status in
+                              configuration: .init(rescanInterval: settings.index.rescanIntervalSeconds), logger: logger,
+                              metrics: ingestMetrics) { status in
             embeddings.worker?.wake()
             embeddings.reportStatus()
             HeapPolicy.trimIfDue()
@@ -276,6 +283,16 @@ struct Daemon: AsyncParsableCommand {
         responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }
         responder.stopping = { loop.waitersAreReleased }
         responder.denseUnavailable = { embeddings.phase.reason ?? (embeddings.phase.loading ? "the embedding model is still loading" : nil) }
+        let gauges = IndexGauges(factory: metricsFactory)
+        responder.metrics = {
+            // Gauges are read when asked for; counters and histograms are updated as things happen.
+            let counts = store.counts
+            gauges.files.record(counts.files)
+            gauges.chunks.record(counts.chunks)
+            gauges.bytes.record(Int64(clamping: store.indexedBytes))
+            gauges.embeddingsPending.record(embeddings.pending)
+            return registry.emitToString()
+        }
         let access = responder.access
         let inherited = Systemd.inheritedListeningSocket()
         let maximumConnections = OpenFileLimit.connectionLimit(configured: settings.limits.maxConnections, logger: logger)
@@ -288,7 +305,7 @@ struct Daemon: AsyncParsableCommand {
                 connection: ConnectionLimits(requestTimeoutMs: settings.limits.requestTimeoutMs, idleTimeoutSeconds: settings.limits.idleTimeoutSeconds,
                                              maximumPipelinedRequests: settings.limits.maxPipelinedRequests,
                                              maximumReplyBufferBytes: settings.limits.maxReplyBufferBytes)),
-            responder: responder, logger: logger,
+            responder: responder, logger: logger, metrics: ServerMetrics(factory: metricsFactory),
             onBound: { Systemd.notify("READY=1") },
             onShutdown: {
                 loop.releaseWaiters()
@@ -298,7 +315,7 @@ struct Daemon: AsyncParsableCommand {
             try makeDirectories(parentFolder(of: settings.socket.path), mode: 0o755)
         }
         let indexerService = IndexerService(loop: loop, logger: logger)
-        let embedService = EmbedService(embeddings: embeddings, settings: settings.model, searcher: searcher, logger: logger)
+        let embedService = EmbedService(embeddings: embeddings, settings: settings.model, searcher: searcher, logger: logger, metrics: ingestMetrics)
         // Trap SIGHUP before READY=1 is sent, so an early reload request cannot kill the daemon.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reloadService = ReloadService(signals: hangups, logger: logger, current: settings) { [self] in
@@ -497,6 +514,7 @@ struct EmbedService: Service {
     let settings: ModelSettings
     let searcher: Searcher
     let logger: Logger
+    let metrics: IngestMetrics
 
     func run() async throws {
         let threads = max(1, settings.threads)
@@ -522,7 +540,7 @@ struct EmbedService: Service {
             try? await gracefulShutdown()
             return
         }
-        let worker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.batchSize, logger: logger) { [embeddings] in
+        let worker = EmbedWorker(store: store, embedder: embedder, batchSize: settings.batchSize, logger: logger, metrics: metrics) { [embeddings] in
             embeddings.changed()
             embeddings.reportStatus()
             HeapPolicy.trimIfDue()
@@ -587,7 +605,34 @@ struct IndexerService: Service {
     }
 }
 
+/// The index's size, set when metrics are read.
+struct IndexGauges: Sendable {
+    let files, chunks, bytes, embeddingsPending: Metrics.Gauge
+    init(factory: any MetricsFactory) {
+        files = Metrics.Gauge(label: "ragd_indexed_files", factory: factory)
+        chunks = Metrics.Gauge(label: "ragd_indexed_chunks", factory: factory)
+        bytes = Metrics.Gauge(label: "ragd_indexed_bytes", factory: factory)
+        embeddingsPending = Metrics.Gauge(label: "ragd_embeddings_pending", factory: factory)
+    }
+}
+
 extension Daemon {
+    /// A swift-metrics factory over `registry`, with histogram buckets fitted to each timer (defaults: 5 ms to 10 s).
+    static func metricsFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            ServerMetrics.queryDurationLabel: [.microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+                                               .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                                               .seconds(1), .microseconds(2_500_000), .seconds(10)],
+            IngestMetrics.changeToSearchableLabel: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                                                    .milliseconds(250), .milliseconds(500), .seconds(1), .microseconds(2_500_000), .seconds(5),
+                                                    .seconds(10), .seconds(30), .seconds(60)],
+            IngestMetrics.embeddingBatchLabel: [.milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                                                .milliseconds(500), .seconds(1), .microseconds(2_500_000), .seconds(5), .seconds(10), .seconds(30)],
+        ]
+        return factory
+    }
+
     /// The access rules of the configured sources.
     static func accessPolicy(_ settings: DaemonConfiguration) -> AccessPolicy {
         AccessPolicy(sources: settings.sources.map {

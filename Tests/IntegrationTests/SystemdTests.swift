@@ -165,9 +165,11 @@ struct SystemdTests {
         let result = try runProgram("/bin/bash", [script, DaemonProcess.binary])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let output = result.stdout + result.stderr
-        let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level for ragd.service:") })
-        let figure = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) })
-        #expect(figure <= 2.0, "\(line)")
+        for service in ["ragd.service", "ragd-metrics.service"] {
+            let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level for \(service):") })
+            let figure = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) })
+            #expect(figure <= 2.0, "\(line)")
+        }
     }
 }
 
@@ -188,6 +190,10 @@ extension SystemdTests {
             #expect(service.contains("\nExecStart=/opt/ragd/bin/ragd "), "ExecStart follows the prefix")
             #expect(!service.contains("/usr/local/"))
             #expect(FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd.socket"))
+            let metrics = try String(contentsOfFile: root + "/etc/systemd/system/ragd-metrics.service", encoding: .utf8)
+            #expect(metrics.contains("\nExecStart=/opt/ragd/bin/ragctl metrics "), "ExecStart follows the prefix")
+            #expect(FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd-metrics.timer"))
+            #expect(FileManager.default.fileExists(atPath: root + "/opt/ragd/share/doc/ragd/operations.md"))
 
             // The installed configuration parses and has no source: ragd refuses it until one is listed.
             let config = root + "/etc/ragd/ragd.toml"
@@ -211,6 +217,7 @@ extension SystemdTests {
             #expect(uninstall.status == 0, "\(uninstall.stdout)\(uninstall.stderr)")
             #expect(!FileManager.default.fileExists(atPath: root + "/opt/ragd/bin/ragd"))
             #expect(!FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd.service"))
+            #expect(!FileManager.default.fileExists(atPath: root + "/etc/systemd/system/ragd-metrics.timer"))
             #expect(!FileManager.default.fileExists(atPath: root + "/opt/ragd/share/doc/ragd"))
             #expect(FileManager.default.fileExists(atPath: config))
         }

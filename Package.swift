@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -90,9 +91,12 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Speed of the sentence encoder (bench/embed_bench.sh).
         .executableTarget(name: "embed-bench", dependencies: ["RagCore", "RagEmbed"], swiftSettings: swiftSettings),
+        // The CLI; `ragctl mcp` also links the MCP SDK (stdio server).
         .executableTarget(name: "ragctl", dependencies: [
             "RagCore", "RagProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "MCP", package: "swift-sdk"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
 
         // Dense and hybrid query latency at scale (bench/, not installed).

@@ -48,7 +48,7 @@ let package = Package(
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
         // Optimised in debug builds too: hashing the model weights and analysing text dominate test time otherwise.
         .target(name: "RagCore", swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        // Wire types of the newline-delimited JSON protocol (ragctl links only this and RagCore).
+        // Wire types of the newline-delimited JSON protocol.
         .target(name: "RagProtocol", swiftSettings: swiftSettings),
         // The TOML configuration file, with line-accurate errors.
         .target(name: "RagConfig", dependencies: ["RagCore"], swiftSettings: swiftSettings),

@@ -12,7 +12,8 @@ UNITDIR ?= /etc/systemd/system
 CONFDIR := /etc/ragd
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
-APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
+# libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking, which a static-stdlib link needs -lcurl for.
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

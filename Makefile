@@ -58,7 +58,9 @@ test: deps model
 	@# The async watchdog tests first, on their own: with two cores, long blocking tests running beside them can hold
 	@# every thread of the cooperative pool they need past their time limit.
 	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --filter 'RagSystemdTests\.'
-	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --skip 'RagSystemdTests\.'
+	@# Likewise the MCP tests, whose SDK client runs on that pool: beside the blocking tests they wait for the whole run.
+	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --filter 'MCPTests\.'
+	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --skip 'RagSystemdTests\.|MCPTests\.'
 	@if [ -f ../shared/eval/ragd_client.py ]; then \
 	  echo "crash test: SIGKILL at random moments under load, then compare with a fresh index"; \
 	  python3 bench/crash_test.py --ragd $(CURDIR)/.build/debug/ragd --kills 10 --seed-count 300 --max-delay 0.8; \

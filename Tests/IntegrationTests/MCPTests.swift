@@ -6,8 +6,11 @@ import RagTestSupport
 import SystemPackage
 import Testing
 
-/// `ragctl mcp` end to end: the real ragd, `ragctl mcp` as a child process, and the MCP SDK's client on its pipes.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+/// `ragctl mcp` end to end: the real ragd, `ragctl mcp` as a child process, and the MCP SDK's client on its stdio.
+/// The client (its message loop, StdioTransport's polling) runs on the cooperative pool, two threads here: beside the
+/// blocking tests of other suites it waits for them, up to the length of the whole run, hence the time limit;
+/// `make test` runs these tests on their own.
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct MCPTests {
     static let install = "# Install\n\nRun the installer.\n\n## Keys\n\nImport the signing keys with gpg\nbefore adding the repository.\n"
 

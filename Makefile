@@ -14,7 +14,8 @@ CONFDIR := /etc/ragd
 UNITS := ragd.service ragd.socket ragd-metrics.service ragd-metrics.timer
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
-APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3
+# libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking, which a static-stdlib link needs -lcurl for.
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -59,7 +60,9 @@ test: deps model
 	@# The async watchdog tests first, on their own: with two cores, long blocking tests running beside them can hold
 	@# every thread of the cooperative pool they need past their time limit.
 	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --filter 'RagSystemdTests\.'
-	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --skip 'RagSystemdTests\.'
+	@# Likewise the MCP tests, whose SDK client runs on that pool: beside the blocking tests they wait for the whole run.
+	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --filter 'MCPTests\.'
+	RAGD_BINARY=$(CURDIR)/.build/debug/ragd $(SWIFT) test --skip-build --skip 'RagSystemdTests\.|MCPTests\.'
 	@if [ -f ../shared/eval/ragd_client.py ]; then \
 	  echo "crash test: SIGKILL at random moments under load, then compare with a fresh index"; \
 	  python3 bench/crash_test.py --ragd $(CURDIR)/.build/debug/ragd --kills 10 --seed-count 300 --max-delay 0.8; \
@@ -113,7 +116,7 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 	      config/ragd.toml > $(DESTDIR)$(CONFDIR)/ragd.toml && chmod 0644 $(DESTDIR)$(CONFDIR)/ragd.toml && \
 	  echo "installed $(DESTDIR)$(CONFDIR)/ragd.toml: list your documentation folders in it"; \
 	fi
-	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md docs/operations.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md docs/operations.md docs/mcp.md $(DESTDIR)$(DOCDIR)/
 	@# The embedding model, where ragd looks by default ($(PREFIX)/share/ragd/models/all-MiniLM-L6-v2).
 	@if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then \
 	  install -d $(DESTDIR)$(PREFIX)/share/ragd/models && cp -r models/all-MiniLM-L6-v2 $(DESTDIR)$(PREFIX)/share/ragd/models/ && \

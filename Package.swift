@@ -37,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        // Only for the MCP tests' FileDescriptor (the SDK depends on it already).
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -49,7 +52,7 @@ let package = Package(
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
         // Optimised in debug builds too: hashing the model weights and analysing text dominate test time otherwise.
         .target(name: "RagCore", swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        // Wire types of the newline-delimited JSON protocol (ragctl links only this and RagCore).
+        // Wire types of the newline-delimited JSON protocol.
         .target(name: "RagProtocol", swiftSettings: swiftSettings),
         // The TOML configuration file, with line-accurate errors.
         .target(name: "RagConfig", dependencies: ["RagCore"], swiftSettings: swiftSettings),
@@ -98,9 +101,12 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Speed of the sentence encoder (bench/embed_bench.sh).
         .executableTarget(name: "embed-bench", dependencies: ["RagCore", "RagEmbed"], swiftSettings: swiftSettings),
+        // The CLI; `ragctl mcp` also links the MCP SDK (stdio server).
         .executableTarget(name: "ragctl", dependencies: [
             "RagCore", "RagProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "MCP", package: "swift-sdk"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
 
         // Dense and hybrid query latency at scale (bench/, not installed).
@@ -119,6 +125,10 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "IntegrationTests", dependencies: ["RagCore", "RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "RagCore", "RagProtocol", "RagTestSupport",
+            .product(name: "MCP", package: "swift-sdk"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ], swiftSettings: swiftSettings),
     ]
 )

@@ -14,7 +14,7 @@ struct RagCtl: ParsableCommand {
             4 ragd answered with an error.
             """,
         version: "0.1.0",
-        subcommands: [Search.self, Status.self, Sources.self, Get.self, Ping.self, Metrics.self, Backup.self])
+        subcommands: [Search.self, Status.self, Sources.self, Get.self, Ping.self, Metrics.self, Backup.self, MCPServe.self])
 
     /// Like ArgumentParser's `main()`, but usage errors exit with 2 (as documented) instead of 64.
     static func main() {

@@ -19,7 +19,7 @@ APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 li
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall
+.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall deb lintian
 
 all: build
 
@@ -95,6 +95,15 @@ embed-bench: deps model
 
 .build/release/ragd .build/release/ragctl:
 	$(MAKE) release
+
+## deb: a Debian package of the release build, dist/ragd_VERSION_ARCH.deb (scripts/make-deb.sh)
+deb: release model
+	scripts/make-deb.sh
+
+## lintian: Debian's checks on that package (installs lintian if missing)
+lintian: deb
+	@dpkg -s lintian >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq lintian; }
+	lintian --info --display-info dist/ragd_*_$$(dpkg --print-architecture).deb
 
 ## install: binaries, units (ExecStart pointed at $(BINDIR); ragd-metrics.timer feeds node_exporter), a configuration
 ## unless one exists, docs.

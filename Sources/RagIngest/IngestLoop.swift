@@ -87,9 +87,24 @@ public final class IngestLoop: Sendable {
     /// Hands watcher events to the loop (any thread).
     public func push(_ events: [WatchEvent]) {
         guard !events.isEmpty else { return }
+        enqueue { changes in for event in events { changes.add(event) } }
+    }
+
+    /// Has the next pass read and chunk again the given files and every file below the given folders, even those
+    /// unchanged on disk (`reindex`); unchanged chunks keep their ids and vectors. A `sync` after this call waits for it.
+    public func reindex(files: [String], folders: [String]) {
+        guard !files.isEmpty || !folders.isEmpty else { return }
+        enqueue { changes in
+            changes.files.formUnion(files)
+            changes.folders.formUnion(folders)
+            changes.reread.formUnion(files + folders)
+        }
+    }
+
+    private func enqueue(_ add: (inout ChangeSet) -> Void) {
         let now = ContinuousClock.now
         queue.withLock { queue in
-            for event in events { queue.changes.add(event) }
+            add(&queue.changes)
             queue.pushed += 1
             if queue.firstEvent == nil { queue.firstEvent = now }
             queue.lastEvent = now
@@ -224,6 +239,7 @@ public final class IngestLoop: Sendable {
                 let retry = ContinuousClock.now + delay
                 queue.withLock { queue in
                     queue.changes.everything = true
+                    queue.changes.reread.formUnion(changes.reread)
                     queue.firstEvent = queue.firstEvent ?? retry
                     queue.lastEvent = queue.lastEvent ?? retry
                     queue.retryAt = retry

@@ -115,6 +115,8 @@ public enum Request: Sendable, Equatable {
     case files(pathPrefix: String?)
     /// The configured sources the client may see, with their file and chunk counts.
     case sources
+    /// Read and chunk again the files at or below `path` (every source the client may see when nil), even unchanged.
+    case reindex(path: String?)
 }
 
 /// Limits applied while decoding requests.
@@ -173,6 +175,15 @@ public enum RequestDecoder {
         case "ping": return .ping
         case "status": return .status
         case "sources": return .sources
+        case "reindex":
+            guard let p = value["path"], p != .null else { return .reindex(path: nil) }
+            guard let path = p.stringValue, path.hasPrefix("/") else {
+                throw WireError(.invalidArgument, "field 'path' must be an absolute path")
+            }
+            // `/srv/docs/` names the folder `/srv/docs`.
+            var trimmed = Substring(path)
+            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+            return .reindex(path: String(trimmed))
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
         case "files":
@@ -199,7 +210,7 @@ public enum RequestDecoder {
             }
             return .sync(timeout: timeout, vectors: vectors)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, ping")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, reindex, ping")
         }
     }
 

@@ -46,6 +46,11 @@ public struct IndexResponder: RequestResponder {
     public var ingestBlocked: @Sendable () -> String? = { nil }
     /// Whether the daemon is stopping (a `sync` that returns false then was cut short, not timed out).
     public var stopping: @Sendable () -> Bool = { false }
+    /// Queues a forced re-read of `path` (everything the client may see when nil) and returns the reply's fields;
+    /// throws `not_found` for a path outside the sources the client may see.
+    public var reindex: @Sendable (String?, AccessView) throws -> [(String, JSONValue)] = { _, _ in
+        throw WireError(.unsupported, "this daemon cannot reindex")
+    }
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
@@ -87,6 +92,9 @@ public struct IndexResponder: RequestResponder {
             }
             refused(view, op: "files")
             return [("files", .array(list))]
+        case .reindex(let path):
+            defer { refused(view, op: "reindex") }
+            return try reindex(path, view)
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {

@@ -27,7 +27,7 @@ struct Daemon: AsyncParsableCommand {
         discussion: """
             ragd indexes the documentation folders given by --source (or the [[source]] tables of the configuration \
             file) into an LMDB index in --state-dir, keeps it in line with the disk, and answers newline-delimited \
-            JSON requests (search, status, get, ping) on --socket. It runs in the foreground; SIGTERM or SIGINT stop \
+            JSON requests (search, status, sources, get, files, sync, reindex, ping) on --socket. It runs in the foreground; SIGTERM or SIGINT stop \
             it cleanly. Flags override the configuration file. See docs/protocol.md for the protocol.
             """,
         version: ragdVersion)
@@ -197,7 +197,8 @@ struct Daemon: AsyncParsableCommand {
                     }
                 }
                 return sourceRoots.indices.map { n in
-                    .object([("path", .string(sourceRoots[n])), ("files", .int(Int64(files[n]))), ("chunks", .int(Int64(chunks[n])))])
+                    .object([("path", .string(sourceRoots[n])), ("files", .int(Int64(files[n]))), ("chunks", .int(Int64(chunks[n])))]
+                            + Daemon.watchFields(root: sourceRoots[n], watcher: watcher))
                 }
             }
         }
@@ -222,6 +223,7 @@ struct Daemon: AsyncParsableCommand {
                 }
             }
             let embeddingsPending = embeddings.pending
+            let embedded = store.embeddingCounts.embedded
             let phase = embeddings.phase
             let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
@@ -238,7 +240,7 @@ struct Daemon: AsyncParsableCommand {
                                        ("used_mb", .double((Double(map.used) / 1048576 * 10).rounded() / 10))])),
                 ("files", .int(Int64(counts.files))),
                 ("chunks", .int(Int64(counts.chunks))),
-                ("progress", .object([("done", .int(Int64(status.done))), ("total", .int(Int64(status.total)))])),
+                ("progress", Daemon.progressFields(status)),
                 ("sources", .array(perSource)),
                 ("watch", .object([
                     ("enabled", .bool(watcher != nil)),
@@ -255,11 +257,14 @@ struct Daemon: AsyncParsableCommand {
                 ("embeddings", .object([
                     ("model", phase.embedder.map { .string($0.modelID) } ?? .null),
                     ("dimensions", .int(Int64(phase.embedder?.dimensions ?? 0))),
-                    ("embedded", .int(Int64(store.embeddingCounts.embedded))),
+                    ("embedded", .int(Int64(embedded))),
                     ("pending", .int(Int64(embeddingsPending))),
+                    ("total", .int(Int64(embedded + embeddingsPending))),
+                    ("rate", phase.worker?.rate.map { .double(($0 * 10).rounded() / 10) } ?? .null),
                     ("state", .string(phase.state(pending: embeddingsPending))),
                     ("reason", phase.reason.map { .string($0) } ?? .null),
                 ])),
+                ("since_start", Daemon.sinceStartFields(status.written, vectors: phase.worker?.embedded ?? 0)),
                 ("index_path", .string(indexDirectory)),
                 ("version", .string(ragdVersion)),
                 ("protocol", .int(Int64(ragProtocolVersion))),
@@ -269,6 +274,7 @@ struct Daemon: AsyncParsableCommand {
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
         responder.sources = visibleSources
+        responder.reindex = { path, view in try Daemon.reindex(path, view: view, indexer: indexer, loop: loop, store: store) }
         responder.access.current = Daemon.accessPolicy(settings)
         responder.logger = logger
         responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }

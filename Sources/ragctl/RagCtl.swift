@@ -43,7 +43,8 @@ struct RagCtl: ParsableCommand {
 }
 
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Path of ragd's socket (default: $RAGD_SOCKET, else /run/ragd/ragd.sock).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("Path of ragd's socket (default: $RAGD_SOCKET, else /run/ragd/ragd.sock).", valueName: "path"),
+            completion: .file())
     var socket: String?
 
     func connect() throws -> Client {
@@ -81,10 +82,10 @@ struct Search: ParsableCommand {
     @Option(name: [.customShort("k"), .long], help: "Number of hits (1 to the daemon's max_k).")
     var k: Int = 10
 
-    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (BM25 and dense fused).")
+    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (BM25 and dense fused).", completion: .list(SearchMode.allCases.map(\.rawValue)))
     var mode: String = "hybrid"
 
-    @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"), completion: .directory)
     var pathPrefix: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Only files with this extension, e.g. md or rst (repeatable).", valueName: "ext"))
@@ -213,7 +214,7 @@ struct Get: ParsableCommand {
         abstract: "Print an indexed file, a line range of it, or a chunk.",
         discussion: "PATH:LINES takes a range (12-40) or one line (12). The path must be an indexed file.")
 
-    @Argument(help: ArgumentHelp("An indexed file, optionally with :FIRST-LAST.", valueName: "path[:lines]"))
+    @Argument(help: ArgumentHelp("An indexed file, optionally with :FIRST-LAST.", valueName: "path[:lines]"), completion: .file())
     var target: String?
 
     @Option(name: .long, help: "A chunk id, as printed by search --json.")

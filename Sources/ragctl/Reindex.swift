@@ -13,7 +13,8 @@ struct Reindex: ParsableCommand {
             source you may see.
             """)
 
-    @Argument(help: ArgumentHelp("A file or folder inside a source (default: every source you may see).", valueName: "path"))
+    @Argument(help: ArgumentHelp("A file or folder inside a source (default: every source you may see).", valueName: "path"),
+              completion: .file())
     var path: String?
 
     @Flag(name: .long, help: "Return once the request is queued, without waiting.")

@@ -27,8 +27,28 @@ struct Daemon: AsyncParsableCommand {
         discussion: """
             ragd indexes the documentation folders given by --source (or the [[source]] tables of the configuration \
             file) into an LMDB index in --state-dir, keeps it in line with the disk, and answers newline-delimited \
-            JSON requests (search, status, sources, get, files, sync, reindex, ping) on --socket. It runs in the foreground; SIGTERM or SIGINT stop \
-            it cleanly. Flags override the configuration file. See docs/protocol.md for the protocol.
+            JSON requests (search, status, sources, get, files, sync, reindex, ping) on --socket. It runs in the \
+            foreground and logs to stderr (to the journal under systemd). Flags override the configuration file. \
+            ragctl(1) is its command-line client; docs/protocol.md describes the protocol.
+
+            Signals:
+              SIGTERM, SIGINT  stop cleanly: the write in flight commits, the socket goes
+              SIGHUP           re-read the configuration: sources, access, log level
+
+            Environment:
+              CONFIGURATION_DIRECTORY  its ragd.toml is read when --config is not given
+              RAGD_MODEL               a model folder to try before the default places
+              NOTIFY_SOCKET, LISTEN_FDS  systemd readiness and socket activation
+
+            Files:
+              /etc/ragd/ragd.toml  the configuration under systemd
+              /run/ragd/ragd.sock  the default socket
+
+            Exit status:
+              0   stopped cleanly (SIGTERM or SIGINT)
+              1   could not run (the log says why)
+              64  usage error (bad flag or value, no sources)
+              78  bad configuration file (the message names file, line and key)
             """,
         version: ragdVersion)
 

@@ -204,6 +204,7 @@ struct Daemon: AsyncParsableCommand {
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
         embeddings.setIngestFault { let fault = loop.fault; return fault.blocked ? fault.lastError : nil }
+        embeddings.setIngestStarting { indexer.status.state == .starting }
         /// The sources `view` may see, with their file and chunk counts.
         let visibleSources: @Sendable (AccessView) -> [JSONValue] = { view in
             let sourceRoots = indexer.configuration.sources.map(\.root).filter(view.showsSource)
@@ -455,6 +456,13 @@ final class Embeddings: Sendable {
         let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
         return provider?()
     }
+    private let startingProvider = Mutex<(@Sendable () -> Bool)?>(nil)
+    /// Sets where to learn whether the first reconciliation is still running (no `ready` before it ends).
+    func setIngestStarting(_ provider: @escaping @Sendable () -> Bool) { startingProvider.withLock { $0 = provider } }
+    func ingestStarting() -> Bool {
+        let provider: (@Sendable () -> Bool)? = startingProvider.withLock { $0 }
+        return provider?() ?? false
+    }
     private let waitersReleased = Atomic<Bool>(false)
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
@@ -484,6 +492,9 @@ final class Embeddings: Sendable {
             StatusReporter.shared.report("embedding; \(store.embeddingCounts.embedded)/\(counts.chunks) chunks have vectors")
         } else if waiting > 0 {
             StatusReporter.shared.report("serving BM25; loading the embedding model")
+        } else if ingestStarting() {
+            // The model may be known unavailable before the first pass has indexed anything.
+            StatusReporter.shared.report("reconciling the index")
         } else {
             StatusReporter.shared.report("ready; \(counts.files) files, \(counts.chunks) chunks")
         }

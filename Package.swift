@@ -111,6 +111,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "IntegrationTests", dependencies: ["RagCore", "RagProtocol", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests", dependencies: ["RagCore", "RagProtocol", "RagTestSupport"], exclude: ["Fixtures"],
+                    swiftSettings: swiftSettings),
     ]
 )

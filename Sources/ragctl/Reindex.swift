@@ -35,7 +35,7 @@ struct Reindex: ParsableCommand {
             let name = target ?? "every source"
             let count = queued["files"]?.intValue ?? 0
             if noWait {
-                print(json ? queued.serialized() : "queued \(name) for reindexing (\(count) indexed files)")
+                print(json ? queued.serialized() : "queued \(name) for reindexing (\(count) indexed file\(count == 1 ? "" : "s"))")
                 return
             }
             let block = LiveBlock()
@@ -65,7 +65,8 @@ struct Reindex: ParsableCommand {
                 return
             }
             block.show([])
-            var summary = "reindexed \(name): \(delta("files_written")) files written"
+            let written = delta("files_written")
+            var summary = "reindexed \(name): \(written) file\(written == 1 ? "" : "s") written"
             if delta("files_deleted") > 0 { summary += ", \(delta("files_deleted")) removed" }
             summary += "; chunks: \(delta("chunks_added")) new, \(delta("chunks_kept")) unchanged, \(delta("chunks_removed")) removed"
             print(summary + style(" (\(formatSeconds(seconds)))", .dim))

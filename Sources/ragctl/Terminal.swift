@@ -124,6 +124,11 @@ func rateAndETA(done: Int, total: Int, rate: Double?, unit: String) -> String {
 /// Ends the process on Ctrl-C with status 0, or 130 with `failing` (after a newline on a terminal, so the shell
 /// prompt starts on a fresh line).
 func exitOnInterrupt(failing: Bool) {
+    // A parent may have left SIGINT blocked (the mask is inherited): Ctrl-C must still end the watch.
+    var interrupt = sigset_t()
+    sigemptyset(&interrupt)
+    sigaddset(&interrupt, SIGINT)
+    sigprocmask(SIG_UNBLOCK, &interrupt, nil)
     if failing {
         signal(SIGINT) { _ in
             if Terminal.interactive { _ = Glibc.write(1, "\n", 1) }

@@ -460,9 +460,12 @@ struct RagctlTests {
                 #expect(offered.stdout.contains("--until-ready"), "\(offered.stdout)\(offered.stderr)")
             }
 
+            #expect(access("/usr/bin/groff", X_OK) == 0 || access("/usr/bin/man", X_OK) == 0, "groff or man is needed to check the pages")
             for page in [page1, page8] {
-                let groff = try runProgram("/usr/bin/groff", ["-man", "-ww", "-z", page])
-                #expect(groff.status == 0 && groff.stderr.isEmpty, "\(page): \(groff.stderr)")
+                if access("/usr/bin/groff", X_OK) == 0 {
+                    let groff = try runProgram("/usr/bin/groff", ["-man", "-ww", "-z", page])
+                    #expect(groff.status == 0 && groff.stderr.isEmpty, "\(page): \(groff.stderr)")
+                }
                 if access("/usr/bin/man", X_OK) == 0 {
                     let man = try runProgram("/usr/bin/man", ["--warnings", "-l", page], environment: ["MANPAGER": "cat", "MANWIDTH": "80"])
                     #expect(man.status == 0 && man.stderr.isEmpty, "\(page): \(man.stderr)")

@@ -120,12 +120,12 @@ struct AccessTests {
             #expect(paths(blocked[0]) == [dir + "/public/open.md"])
             chmod(dir + "/perm", 0o755)
 
-            // ragctl sources: root sees all four, one line each.
+            // ragctl sources: root sees all four, one line each under the header, the path last.
             let listing = try runProgram(DaemonProcess.ragctl, ["sources", "--socket", socket])
             #expect(listing.status == 0)
-            #expect(listing.stdout.split(separator: "\n").map { String($0.split(separator: "\t").first ?? "") }
-                    == ["public", "secret", "team", "perm"].map { dir + "/" + $0 })
-            #expect(listing.stdout.contains("\(dir)/perm\t2 files"))
+            let rows = listing.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+            #expect(rows.map { String($0.last ?? "") } == ["public", "secret", "team", "perm"].map { dir + "/" + $0 })
+            #expect(rows.last?.first == "2", "files of perm: \(listing.stdout)")
 
             // Every refusal is logged with the client's pid and uid.
             try daemon.waitForLog(containing: "client.uid=\(Self.nobody)")

@@ -1,7 +1,8 @@
 # ragd: two commands do all the set-up on a fresh Debian 12 machine.
 #   make run    install what is missing, build a release, start ragd on examples/docs (foreground)
 #   make test   install what is missing, build, run the whole test suite
-#   make install / make uninstall   ragd and ragctl, the systemd units and a configuration (see README)
+#   make install / make uninstall   ragd and ragctl, the systemd units, a configuration, completions, man pages (see README)
+#   make completions man   bash/zsh/fish completions and man pages, generated from the binaries, in $(GEN_DIR)
 SHELL := /bin/bash
 SWIFT ?= swift
 PREFIX ?= /usr/local
@@ -15,11 +16,23 @@ UNITS := ragd.service ragd.socket ragd-metrics.service ragd-metrics.timer
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
 # libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking, which a static-stdlib link needs -lcurl for.
-APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev
+# groff-base: the tests check the generated man pages with groff.
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev groff-base
+# Completions and man pages are generated here from the binaries of BUILD_DIR, and installed below PREFIX.
+GEN_DIR ?= .build/generated
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+MANDIR ?= $(PREFIX)/share/man
+# The man pages' date: the last commit's, so that a rebuild of the same source gives the same pages.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+COMPLETIONS := $(GEN_DIR)/completions/ragctl.bash $(GEN_DIR)/completions/_ragctl $(GEN_DIR)/completions/ragctl.fish
+MANPAGES := $(GEN_DIR)/man/ragctl.1 $(GEN_DIR)/man/ragd.8
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall deb lintian
+.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall deb lintian \
+	completions man install-completions install-man uninstall-completions uninstall-man
 
 all: build
 
@@ -42,6 +55,8 @@ build: deps
 ## release: optimised binaries with the Swift runtime linked in, so installed copies do not depend on the toolchain
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
+	@# Generated now, as yourself, so that `sudo make install` only copies them.
+	$(MAKE) --no-print-directory completions man BUILD_DIR=.build/release
 
 ## run: start ragd in the foreground on the bundled example docs
 run: release model
@@ -105,10 +120,52 @@ lintian: deb
 	@dpkg -s lintian >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq lintian; }
 	lintian --info --display-info dist/ragd_*_$$(dpkg --print-architecture).deb
 
+## completions: bash, zsh and fish completion scripts of ragctl, from its argument definitions (ArgumentParser)
+completions: $(COMPLETIONS)
+
+$(GEN_DIR)/completions/ragctl.bash: $(BUILD_DIR)/ragctl
+	@mkdir -p $(@D)
+	$(BUILD_DIR)/ragctl --generate-completion-script bash > $@.tmp && mv $@.tmp $@
+
+$(GEN_DIR)/completions/_ragctl: $(BUILD_DIR)/ragctl
+	@mkdir -p $(@D)
+	$(BUILD_DIR)/ragctl --generate-completion-script zsh > $@.tmp && mv $@.tmp $@
+
+$(GEN_DIR)/completions/ragctl.fish: $(BUILD_DIR)/ragctl
+	@mkdir -p $(@D)
+	$(BUILD_DIR)/ragctl --generate-completion-script fish > $@.tmp && mv $@.tmp $@
+
+## man: ragctl(1) and ragd(8), from the commands' definitions (scripts/gen-man.py over --experimental-dump-help)
+man: $(MANPAGES)
+
+$(GEN_DIR)/man/ragctl.1: $(BUILD_DIR)/ragctl scripts/gen-man.py
+	@mkdir -p $(@D)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) python3 scripts/gen-man.py $(BUILD_DIR)/ragctl --section 1 --see-also 'ragd(8)' > $@.tmp && mv $@.tmp $@
+
+$(GEN_DIR)/man/ragd.8: $(BUILD_DIR)/ragd scripts/gen-man.py
+	@mkdir -p $(@D)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) python3 scripts/gen-man.py $(BUILD_DIR)/ragd --section 8 --see-also 'ragctl(1)' > $@.tmp && mv $@.tmp $@
+
+install-completions: $(COMPLETIONS)
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(GEN_DIR)/completions/ragctl.bash $(DESTDIR)$(BASHCOMPDIR)/ragctl
+	install -m 0644 $(GEN_DIR)/completions/_ragctl $(DESTDIR)$(ZSHCOMPDIR)/_ragctl
+	install -m 0644 $(GEN_DIR)/completions/ragctl.fish $(DESTDIR)$(FISHCOMPDIR)/ragctl.fish
+
+install-man: $(MANPAGES)
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(GEN_DIR)/man/ragctl.1 $(DESTDIR)$(MANDIR)/man1/ragctl.1
+	install -m 0644 $(GEN_DIR)/man/ragd.8 $(DESTDIR)$(MANDIR)/man8/ragd.8
+
+uninstall-completions:
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/ragctl $(DESTDIR)$(ZSHCOMPDIR)/_ragctl $(DESTDIR)$(FISHCOMPDIR)/ragctl.fish
+
+uninstall-man:
+	rm -f $(DESTDIR)$(MANDIR)/man1/ragctl.1 $(DESTDIR)$(MANDIR)/man8/ragd.8
+
 ## install: binaries, units (ExecStart pointed at $(BINDIR); ragd-metrics.timer feeds node_exporter), a configuration
-## unless one exists, docs.
-## Run `make release` first (as yourself); `sudo make install` then only copies.
-install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
+## unless one exists, docs, completions and man pages. Run `make release` first (as yourself); `sudo make install` then only copies.
+install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl install-completions install-man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl $(DESTDIR)$(BINDIR)/
 	for unit in $(UNITS); do \
@@ -134,7 +191,7 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
 
 ## uninstall: remove what install put in place, except the configuration and the index in /var/lib/ragd
-uninstall:
+uninstall: uninstall-completions uninstall-man
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then \
 	  systemctl disable --now ragd-metrics.timer ragd.socket ragd.service 2>/dev/null || true; \
 	fi

@@ -129,6 +129,6 @@ let package = Package(
             "RagCore", "RagProtocol", "RagTestSupport",
             .product(name: "MCP", package: "swift-sdk"),
             .product(name: "SystemPackage", package: "swift-system"),
-        ], swiftSettings: swiftSettings),
+        ], exclude: ["Fixtures"], swiftSettings: swiftSettings),
     ]
 )

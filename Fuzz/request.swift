@@ -44,7 +44,9 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             invariant(timeout >= 0 && timeout <= 600, "sync timeout \(timeout)")
         case .files(let prefix):
             invariant(prefix.map { $0.hasPrefix("/") } ?? true, "relative files prefix")
-        case .status, .ping:
+        case .reindex(let path):
+            invariant(path.map { $0.hasPrefix("/") } ?? true, "relative reindex path")
+        case .status, .ping, .sources:
             break
         }
     case .failure(let error):

@@ -21,6 +21,9 @@ public final class EmbedWorker: Sendable {
     /// Chunks another thread of this worker is embedding now (`run()` may run on several threads).
     private let claimed = Mutex(Set<UInt32>())
     private let embeddedCount = Atomic<Int>(0)
+    /// Uptime (ns) when the worker last found work after being idle (0 while idle), and the count at that moment.
+    private let stretchStart = Atomic<UInt64>(0)
+    private let stretchBase = Atomic<Int>(0)
     private let busySince = Atomic<UInt64>(0)
     private let onBatch: @Sendable () -> Void
     private let metrics: IngestMetrics
@@ -47,6 +50,16 @@ public final class EmbedWorker: Sendable {
 
     /// Vectors computed since start.
     public var embedded: Int { embeddedCount.load(ordering: .relaxed) }
+
+    /// Vectors per second since the worker last found work after being idle; nil while idle or before the first
+    /// batch is stored.
+    public var rate: Double? {
+        let start = stretchStart.load(ordering: .relaxed)
+        let count = embedded - stretchBase.load(ordering: .relaxed)
+        guard start != 0, count > 0 else { return nil }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9
+        return seconds > 0 ? Double(count) / seconds : nil
+    }
 
     /// Whether the worker is idle or has made progress recently (for the watchdog).
     public func isHealthy(maxBatchSeconds: Double = 120) -> Bool {
@@ -91,6 +104,7 @@ public final class EmbedWorker: Sendable {
                     _ = wakeUp.wait(timeout: .now() + .milliseconds(50))
                     continue
                 }
+                stretchStart.store(0, ordering: .relaxed)
                 onBatch()
                 if announced {
                     logger.info("embeddings up to date", metadata: ["embedded": "\(embedded)"])
@@ -103,8 +117,13 @@ public final class EmbedWorker: Sendable {
                 logger.info("embedding chunks", metadata: ["chunks.pending": "\(pending)", "model": "\(embedder.modelID)"])
                 announced = true
             }
-            busySince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            let now = DispatchTime.now().uptimeNanoseconds
+            busySince.store(now, ordering: .relaxed)
             defer { busySince.store(0, ordering: .relaxed) }
+            if stretchStart.load(ordering: .relaxed) == 0 {
+                stretchBase.store(embedded, ordering: .relaxed)
+                stretchStart.store(now, ordering: .relaxed)
+            }
             do {
                 let inputs = try store.embeddingInputs(Array(ids))
                 let encoding = DispatchTime.now().uptimeNanoseconds

@@ -39,7 +39,31 @@ public struct IndexerStatus: Sendable, Equatable {
     public var skippedTooLarge = 0
     public var unreadable = 0
     public var lastError: String?
+    /// What the pass in flight is doing: walking the folders to compare, writing, or nothing (`idle`).
+    public enum Phase: String, Sendable { case idle, scanning, writing }
+    public var phase: Phase = .idle
+    /// Uptime (ns) when the current or last pass began, began writing, and ended (0 while it runs).
+    public var passStartedNanos: UInt64 = 0
+    public var writeStartedNanos: UInt64 = 0
+    public var passEndedNanos: UInt64 = 0
+    /// What every pass has written since start.
+    public var written = WriteSummary()
     public init() {}
+
+    /// Seconds the current pass has run so far, or the last pass took.
+    public func elapsedSeconds(now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Double {
+        guard passStartedNanos != 0 else { return 0 }
+        let end = phase == .idle && passEndedNanos >= passStartedNanos ? passEndedNanos : now
+        return Double(end &- passStartedNanos) / 1e9
+    }
+
+    /// Files per second of the current (or last) pass since it began writing; nil before a file is done.
+    public func rate(now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Double? {
+        guard done > 0, writeStartedNanos != 0 else { return nil }
+        let end = phase == .idle && passEndedNanos >= writeStartedNanos ? passEndedNanos : now
+        let seconds = Double(end &- writeStartedNanos) / 1e9
+        return seconds > 0 ? Double(done) / seconds : nil
+    }
 }
 
 /// A set of changes to bring into the index: what the watcher reported, coalesced.
@@ -52,6 +76,9 @@ public struct ChangeSet: Sendable, Equatable {
     public var moves: [Move] = []
     /// Reconcile every source.
     public var everything = false
+    /// Files, and folders whose files, are read and chunked again even if unchanged (`reindex`); each is also
+    /// in `files` or `folders`.
+    public var reread: Set<String> = []
 
     public struct Move: Sendable, Equatable {
         public var from: String
@@ -62,6 +89,11 @@ public struct ChangeSet: Sendable, Equatable {
     public init() {}
 
     public var isEmpty: Bool { files.isEmpty && folders.isEmpty && moves.isEmpty && !everything }
+
+    /// Whether `path` is, or is below, a path of `reread`.
+    func forcesReread(_ path: String) -> Bool {
+        !reread.isEmpty && (reread.contains(path) || reread.contains { path.hasPrefix($0 + "/") })
+    }
     /// Number of items waiting, for `status.pending`.
     public var count: Int { files.count + folders.count + moves.count + (everything ? 1 : 0) }
 
@@ -156,6 +188,20 @@ public final class Indexer: Sendable {
     public func apply(_ changes: ChangeSet) throws -> WriteSummary {
         let started = DispatchTime.now()
         var summary = WriteSummary()
+        state.withLock {
+            $0.phase = changes.everything || !changes.folders.isEmpty ? .scanning : .writing
+            $0.passStartedNanos = started.uptimeNanoseconds
+            $0.writeStartedNanos = 0
+            $0.passEndedNanos = 0
+        }
+        defer {
+            let written = summary
+            state.withLock {
+                $0.phase = .idle
+                $0.passEndedNanos = DispatchTime.now().uptimeNanoseconds
+                $0.written.add(written)
+            }
+        }
         var folders = changes.folders
         var files = changes.files
         // Files named by change events are checked by content even when their size and mtime look unchanged: a
@@ -243,8 +289,9 @@ public final class Indexer: Sendable {
         let known = skipped.withLock { $0 }
         var candidates: [ScannedFile] = []
         for (path, file) in scanned {
-            if let record = indexed[path], record.size == file.size, record.mtimeNanos == file.mtimeNanos { continue }
-            if let seen = known[path], seen == (file.size, file.mtimeNanos), indexed[path] == nil { continue }
+            let forced = changes.forcesReread(path)
+            if !forced, let record = indexed[path], record.size == file.size, record.mtimeNanos == file.mtimeNanos { continue }
+            if !forced, let seen = known[path], seen == (file.size, file.mtimeNanos), indexed[path] == nil { continue }
             candidates.append(file)
         }
 
@@ -282,8 +329,9 @@ public final class Indexer: Sendable {
             }
             let file = ScannedFile(path: path, size: UInt64(st.st_size), mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
             if let record { indexed[path] = record }
+            let forced = changes.forcesReread(path)
             if let record, record.size == file.size, record.mtimeNanos == file.mtimeNanos, !verify.contains(path) { continue }
-            if record == nil, let seen = known[path], seen == (file.size, file.mtimeNanos) { continue }
+            if !forced, record == nil, let seen = known[path], seen == (file.size, file.mtimeNanos) { continue }
             candidates.append(file)
         }
 
@@ -294,6 +342,8 @@ public final class Indexer: Sendable {
             $0.pending = total
             $0.done = 0
             $0.total = total
+            $0.phase = .writing
+            $0.writeStartedNanos = DispatchTime.now().uptimeNanoseconds
             if total > 0 && $0.state == .ready { $0.state = .indexing }
         }
         if total > 0 && changes.everything {
@@ -312,7 +362,7 @@ public final class Indexer: Sendable {
         while index < candidates.count && !stopping {
             let batch = Array(candidates[index..<min(index + batchSize, candidates.count)])
             index += batch.count
-            summary.add(try applyInPieces(prepare(batch, indexed: indexed)))
+            summary.add(try applyInPieces(prepare(batch, indexed: indexed, reread: changes)))
             progressNanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             state.withLock { $0.pending -= batch.count; $0.done += batch.count }
         }
@@ -380,11 +430,12 @@ public final class Indexer: Sendable {
         }
     }
 
-    /// Reads, chunks and analyzes `files` in parallel; returns the changes for one transaction.
-    func prepare(_ files: [ScannedFile], indexed: [String: FileRecord]) -> [IndexChange] {
+    /// Reads, chunks and analyzes `files` in parallel; returns the changes for one transaction. Files that `reread`
+    /// forces are chunked again even when their content is unchanged.
+    func prepare(_ files: [ScannedFile], indexed: [String: FileRecord], reread: ChangeSet = ChangeSet()) -> [IndexChange] {
         let results = Mutex([IndexChange?](repeating: nil, count: files.count))
         DispatchQueue.concurrentPerform(iterations: files.count) { n in
-            let change = prepareOne(files[n], previous: indexed[files[n].path])
+            let change = prepareOne(files[n], previous: indexed[files[n].path], force: reread.forcesReread(files[n].path))
             results.withLock { $0[n] = change }
         }
         return results.withLock { $0.compactMap { $0 } }
@@ -406,8 +457,9 @@ public final class Indexer: Sendable {
         return String(path[..<slash])
     }
 
-    /// One file: nil when there is nothing to write (unreadable: retried on the next scan).
-    func prepareOne(_ file: ScannedFile, previous: FileRecord?) -> IndexChange? {
+    /// One file: nil when there is nothing to write (unreadable: retried on the next scan). With `force`, an unchanged
+    /// file is chunked and written again (its unchanged chunks keep their ids and vectors).
+    func prepareOne(_ file: ScannedFile, previous: FileRecord?, force: Bool = false) -> IndexChange? {
         let contents: FileContents
         let configuration = self.configuration
         let source = source(for: file.path)
@@ -439,7 +491,7 @@ public final class Indexer: Sendable {
             return nil
         }
         let hash = SHA256.hash(contents.bytes)
-        if let previous, previous.contentHash == hash {
+        if let previous, previous.contentHash == hash, !force {
             markSkipped(file, nil)
             clearReport(file.path)
             if previous.size == contents.size && previous.mtimeNanos == contents.mtimeNanos { return nil }

@@ -93,10 +93,25 @@ public final class IngestLoop: Sendable {
     /// Hands watcher events to the loop (any thread).
     public func push(_ events: [WatchEvent]) {
         guard !events.isEmpty else { return }
+        enqueue(seen: events.compactMap(latencyKey)) { changes in for event in events { changes.add(event) } }
+    }
+
+    /// Has the next pass read and chunk again the given files and every file below the given folders, even those
+    /// unchanged on disk (`reindex`); unchanged chunks keep their ids and vectors. A `sync` after this call waits for it.
+    public func reindex(files: [String], folders: [String]) {
+        guard !files.isEmpty || !folders.isEmpty else { return }
+        enqueue { changes in
+            changes.files.formUnion(files)
+            changes.folders.formUnion(folders)
+            changes.reread.formUnion(files + folders)
+        }
+    }
+
+    /// Adds work under the lock; `keys` are the changes' latency keys (see `latencyKey`), timed from now.
+    private func enqueue(seen keys: [String] = [], _ add: (inout ChangeSet) -> Void) {
         let now = ContinuousClock.now
-        let keys = events.compactMap(latencyKey)
         queue.withLock { queue in
-            for event in events { queue.changes.add(event) }
+            add(&queue.changes)
             for key in keys where queue.seen[key] == nil { queue.seen[key] = now }
             queue.pushed += 1
             if queue.firstEvent == nil { queue.firstEvent = now }
@@ -249,6 +264,7 @@ public final class IngestLoop: Sendable {
                 queue.withLock { queue in
                     queue.changes.everything = true
                     queue.seen.merge(seen) { min($0, $1) }
+                    queue.changes.reread.formUnion(changes.reread)
                     queue.firstEvent = queue.firstEvent ?? retry
                     queue.lastEvent = queue.lastEvent ?? retry
                     queue.retryAt = retry

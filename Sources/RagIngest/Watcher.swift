@@ -97,6 +97,14 @@ public final class Watcher: @unchecked Sendable {
 
     public var status: WatchStatus { state.withLock { $0.status } }
 
+    /// Whether the root folder `root` has a watch, and how many folders at or below it do.
+    public func watches(below root: String) -> (rootWatched: Bool, folders: Int) {
+        let prefix = root == "/" ? "/" : root + "/"
+        return state.withLock { state in
+            (state.watchOfPath[root] != nil, state.watchOfPath.keys.count { $0 == root || $0.hasPrefix(prefix) })
+        }
+    }
+
     /// Watches every folder of every source (call before the first scan, so nothing is missed in between),
     /// then starts the reading thread.
     public func start() {

@@ -125,6 +125,8 @@ public enum Request: Sendable, Equatable {
     case metrics
     /// A compacted copy of the index into a new folder `destination` (absolute), from which ragd can start.
     case backup(destination: String)
+    /// Read and chunk again the files at or below `path` (every source the client may see when nil), even unchanged.
+    case reindex(path: String?)
 }
 
 /// Limits applied while decoding requests.
@@ -191,6 +193,15 @@ public enum RequestDecoder {
                 throw WireError(.invalidArgument, "field 'dest' must be an absolute path without '.', '..' or empty components")
             }
             return .backup(destination: dest)
+        case "reindex":
+            guard let p = value["path"], p != .null else { return .reindex(path: nil) }
+            guard let path = p.stringValue, path.hasPrefix("/") else {
+                throw WireError(.invalidArgument, "field 'path' must be an absolute path")
+            }
+            // `/srv/docs/` names the folder `/srv/docs`.
+            var trimmed = Substring(path)
+            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+            return .reindex(path: String(trimmed))
         case "search": return .search(try decodeSearch(value, limits: limits))
         case "get": return .get(try decodeGet(value))
         case "files":
@@ -217,7 +228,7 @@ public enum RequestDecoder {
             }
             return .sync(timeout: timeout, vectors: vectors)
         default:
-            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, ping, metrics, backup")
+            throw WireError(.unknownOp, "unknown op '\(op)'; expected one of search, status, sources, get, files, sync, reindex, ping, metrics, backup")
         }
     }
 

@@ -48,6 +48,11 @@ public struct IndexResponder: RequestResponder {
     public var stopping: @Sendable () -> Bool = { false }
     /// The `metrics` reply's text (Prometheus text format); nil when the daemon keeps no metrics.
     public var metrics: (@Sendable () -> String)? = nil
+    /// Queues a forced re-read of `path` (everything the client may see when nil) and returns the reply's fields;
+    /// throws `not_found` for a path outside the sources the client may see.
+    public var reindex: @Sendable (String?, AccessView) throws -> [(String, JSONValue)] = { _, _ in
+        throw WireError(.unsupported, "this daemon cannot reindex")
+    }
 
     public init(searcher: Searcher, maxGetBytes: Int = 4 << 20, sync: @escaping @Sendable (Double, Bool) -> Bool = { _, _ in true },
                 status: @escaping @Sendable (AccessView) -> [(String, JSONValue)]) {
@@ -103,6 +108,9 @@ public struct IndexResponder: RequestResponder {
                 throw WireError(.permissionDenied, "a backup copies every source; only root and ragd's own user may make one")
             }
             return try backup(to: destination)
+        case .reindex(let path):
+            defer { refused(view, op: "reindex") }
+            return try reindex(path, view)
         case .sync(let timeout, let vectors):
             let started = DispatchTime.now().uptimeNanoseconds
             guard sync(timeout, vectors) else {

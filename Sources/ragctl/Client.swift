@@ -18,6 +18,8 @@ enum ClientError: Error, CustomStringConvertible {
 
     var description: String {
         switch self {
+        case .unreachable(let path, let reason) where reason == String(cString: strerror(EACCES)):
+            return "cannot reach ragd at \(path): \(reason). Ask for access to the socket (its group, SocketGroup= of ragd.socket), or point ragctl at another socket with --socket or RAGD_SOCKET."
         case .unreachable(let path, let reason):
             return "cannot reach ragd at \(path): \(reason). Is ragd running? Start it (make run, or systemctl start ragd), or point ragctl at its socket with --socket or RAGD_SOCKET."
         case .protocolError(let message):

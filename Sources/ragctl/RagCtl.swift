@@ -9,12 +9,23 @@ struct RagCtl: ParsableCommand {
         commandName: "ragctl",
         abstract: "Query and inspect a running ragd over its Unix socket.",
         discussion: """
-            The socket is --socket, else $RAGD_SOCKET, else /run/ragd/ragd.sock.
-            Exit codes: 0 success; 1 no results (search --fail-empty); 2 usage error; 3 ragd unreachable; \
-            4 ragd answered with an error.
+            Output is for people on a terminal (colours unless NO_COLOR is set, progress redrawn in place) and plain \
+            text otherwise; --json (and search --jsonl) print the daemon's replies for programs.
+
+            Environment:
+              RAGD_SOCKET  the socket when --socket is not given
+              NO_COLOR     if set and not empty: no colours (matches marked **so**)
+
+            Exit status:
+              0  success
+              1  no results (search --fail-empty)
+              2  usage error: unknown command or option, bad value
+              3  ragd unreachable: not running, wrong socket, no permission
+              4  ragd answered with an error (the message names it)
             """,
         version: "0.1.0",
-        subcommands: [Search.self, Status.self, Sources.self, Get.self, Ping.self, Metrics.self, Backup.self, MCPServe.self])
+        subcommands: [Search.self, Status.self, Sources.self, Get.self, Reindex.self, Ping.self, Metrics.self, Backup.self,
+                      MCPServe.self])
 
     /// Like ArgumentParser's `main()`, but usage errors exit with 2 (as documented) instead of 64.
     static func main() {
@@ -33,7 +44,8 @@ struct RagCtl: ParsableCommand {
 }
 
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Path of ragd's socket (default: $RAGD_SOCKET, else /run/ragd/ragd.sock).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("Path of ragd's socket (default: $RAGD_SOCKET, else /run/ragd/ragd.sock).", valueName: "path"),
+            completion: .file())
     var socket: String?
 
     func connect() throws -> Client {
@@ -56,12 +68,14 @@ func printError(_ message: String) {
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
-let stdoutIsTerminal = isatty(1) == 1
-
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Search the index and print the best chunks with their citations.",
-        discussion: "Each hit shows path:first-last, the heading trail, the score and a snippet with the query's terms marked.")
+        discussion: """
+            Each hit shows path:first-last, the heading trail, the score and a snippet with the query's terms marked \
+            (bold yellow on a terminal, **like this** in pipes or with NO_COLOR). --json prints the daemon's reply, \
+            --jsonl one hit per line.
+            """)
 
     @Argument(help: "The query text.")
     var query: String
@@ -69,10 +83,10 @@ struct Search: ParsableCommand {
     @Option(name: [.customShort("k"), .long], help: "Number of hits (1 to the daemon's max_k).")
     var k: Int = 10
 
-    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (BM25 and dense fused).")
+    @Option(name: .long, help: "Retrieval mode: bm25, dense or hybrid (BM25 and dense fused).", completion: .list(SearchMode.allCases.map(\.rawValue)))
     var mode: String = "hybrid"
 
-    @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"), completion: .directory)
     var pathPrefix: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Only files with this extension, e.g. md or rst (repeatable).", valueName: "ext"))
@@ -87,6 +101,9 @@ struct Search: ParsableCommand {
     @Flag(name: .long, help: "Print the daemon's JSON reply as is.")
     var json = false
 
+    @Flag(name: .long, help: "Print one JSON object per hit, one per line.")
+    var jsonl = false
+
     @Flag(name: .long, help: "Print the full text of each hit instead of a snippet.")
     var full = false
 
@@ -97,6 +114,7 @@ struct Search: ParsableCommand {
 
     func validate() throws {
         guard k >= 1 else { throw ValidationError("-k must be at least 1") }
+        guard !(json && jsonl) else { throw ValidationError("give --json or --jsonl, not both") }
         guard SearchMode(rawValue: mode) != nil else { throw ValidationError("--mode must be bm25, dense or hybrid") }
         for prefix in pathPrefix where !prefix.hasPrefix("/") {
             throw ValidationError("--path-prefix must be an absolute path: \(prefix)")
@@ -123,6 +141,10 @@ struct Search: ParsableCommand {
                 print(reply.serialized())
                 return
             }
+            if jsonl {
+                for hit in results { print(hit.serialized()) }
+                return
+            }
             if results.isEmpty {
                 print("no results for \"\(query)\"")
                 return
@@ -144,7 +166,7 @@ struct Search: ParsableCommand {
                 print("")
             }
             if let took = reply["took_ms"]?.doubleValue {
-                print(style("\(results.count) hits in \(format3(took)) ms", .dim))
+                print(style("\(results.count) hit\(results.count == 1 ? "" : "s") in \(format3(took)) ms", .dim))
             }
         }
         if empty && failEmpty { throw ExitCode(Exit.noResults) }
@@ -154,12 +176,6 @@ struct Search: ParsableCommand {
 func format3(_ value: Double) -> String {
     let scaled = (value * 1000).rounded() / 1000
     return "\(scaled)"
-}
-
-enum Style: String { case bold = "1", dim = "2", cyan = "36", match = "1;33" }
-
-func style(_ text: String, _ style: Style) -> String {
-    stdoutIsTerminal ? "\u{1B}[\(style.rawValue)m\(text)\u{1B}[0m" : text
 }
 
 /// About 300 characters of `text` around its first matching token, whitespace collapsed.
@@ -178,7 +194,7 @@ func snippet(_ text: String, terms: Set<String>, width: Int = 300) -> String {
     return (start > 0 ? "… " : "") + piece + (end < utf8.count ? " …" : "")
 }
 
-/// Marks tokens whose terms are among `terms`: bold yellow on a terminal, `**like this**` otherwise.
+/// Marks tokens whose terms are among `terms`: bold yellow when colours are on, `**like this**` otherwise.
 func highlight(_ text: String, terms: Set<String>) -> String {
     let utf8 = Array(text.utf8)
     var out: [UInt8] = []
@@ -187,71 +203,11 @@ func highlight(_ text: String, terms: Set<String>) -> String {
         guard token.utf8Range.lowerBound >= cursor, token.utf8Range.upperBound <= utf8.count else { continue }
         out.append(contentsOf: utf8[cursor..<token.utf8Range.lowerBound])
         let word = String(decoding: utf8[token.utf8Range], as: UTF8.self)
-        out.append(contentsOf: (stdoutIsTerminal ? "\u{1B}[1;33m\(word)\u{1B}[0m" : "**\(word)**").utf8)
+        out.append(contentsOf: (Terminal.color ? style(word, .match) : "**\(word)**").utf8)
         cursor = token.utf8Range.upperBound
     }
     out.append(contentsOf: utf8[cursor...])
     return String(decoding: out, as: UTF8.self)
-}
-
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the daemon's state, pending work and index size.")
-
-    @Flag(name: .long, help: "Print the daemon's JSON reply as is.")
-    var json = false
-
-    @OptionGroup var connection: ConnectionOptions
-
-    func run() throws {
-        try withClientErrors {
-            let reply = try connection.connect().call("status")
-            if json {
-                print(reply.serialized())
-                return
-            }
-            let state = reply["state"]?.stringValue ?? "?"
-            print("state:    \(state)")
-            print("pending:  \(reply["pending"]?.intValue ?? 0)")
-            if state == "indexing", let done = reply["progress"]?["done"]?.intValue, let total = reply["progress"]?["total"]?.intValue, total > 0 {
-                print("progress: \(done)/\(total) files")
-            }
-            if reply["ingest_blocked"] == true {
-                print("ingest:   blocked, retrying: \(reply["last_error"]?.stringValue ?? "unknown error")")
-            }
-            print("files:    \(reply["files"]?.intValue ?? 0)")
-            print("chunks:   \(reply["chunks"]?.intValue ?? 0)")
-            for source in reply["sources"]?.arrayValue ?? [] {
-                print("source:   \(source["path"]?.stringValue ?? "?")  (\(source["files"]?.intValue ?? 0) files, \(source["chunks"]?.intValue ?? 0) chunks)")
-            }
-            if let skipped = reply["skipped"] {
-                let b = skipped["binary"]?.intValue ?? 0, l = skipped["too_large"]?.intValue ?? 0, u = skipped["unreadable"]?.intValue ?? 0
-                if b + l + u > 0 { print("skipped:  \(b) binary, \(l) too large, \(u) unreadable") }
-            }
-            if let version = reply["version"]?.stringValue { print("version:  \(version)") }
-        }
-    }
-}
-
-struct Sources: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the sources you may see, with their file and chunk counts.")
-
-    @Flag(name: .long, help: "Print the daemon's JSON reply as is.")
-    var json = false
-
-    @OptionGroup var connection: ConnectionOptions
-
-    func run() throws {
-        try withClientErrors {
-            let reply = try connection.connect().call("sources")
-            if json {
-                print(reply.serialized())
-                return
-            }
-            for source in reply["sources"]?.arrayValue ?? [] {
-                print("\(source["path"]?.stringValue ?? "?")\t\(source["files"]?.intValue ?? 0) files\t\(source["chunks"]?.intValue ?? 0) chunks")
-            }
-        }
-    }
 }
 
 struct Get: ParsableCommand {
@@ -259,7 +215,7 @@ struct Get: ParsableCommand {
         abstract: "Print an indexed file, a line range of it, or a chunk.",
         discussion: "PATH:LINES takes a range (12-40) or one line (12). The path must be an indexed file.")
 
-    @Argument(help: ArgumentHelp("An indexed file, optionally with :FIRST-LAST.", valueName: "path[:lines]"))
+    @Argument(help: ArgumentHelp("An indexed file, optionally with :FIRST-LAST.", valueName: "path[:lines]"), completion: .file())
     var target: String?
 
     @Option(name: .long, help: "A chunk id, as printed by search --json.")

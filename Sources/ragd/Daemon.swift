@@ -29,8 +29,28 @@ struct Daemon: AsyncParsableCommand {
         discussion: """
             ragd indexes the documentation folders given by --source (or the [[source]] tables of the configuration \
             file) into an LMDB index in --state-dir, keeps it in line with the disk, and answers newline-delimited \
-            JSON requests (search, status, get, ping) on --socket. It runs in the foreground; SIGTERM or SIGINT stop \
-            it cleanly. Flags override the configuration file. See docs/protocol.md for the protocol.
+            JSON requests (search, status, sources, get, files, sync, reindex, ping) on --socket. It runs in the \
+            foreground and logs to stderr (to the journal under systemd). Flags override the configuration file. \
+            ragctl(1) is its command-line client; docs/protocol.md describes the protocol.
+
+            Signals:
+              SIGTERM, SIGINT  stop cleanly: the write in flight commits, the socket goes
+              SIGHUP           re-read the configuration: sources, access, log level
+
+            Environment:
+              CONFIGURATION_DIRECTORY  its ragd.toml is read when --config is not given
+              RAGD_MODEL               a model folder to try before the default places
+              NOTIFY_SOCKET, LISTEN_FDS  systemd readiness and socket activation
+
+            Files:
+              /etc/ragd/ragd.toml  the configuration under systemd
+              /run/ragd/ragd.sock  the default socket
+
+            Exit status:
+              0   stopped cleanly (SIGTERM or SIGINT)
+              1   could not run (the log says why)
+              64  usage error (bad flag or value, no sources)
+              78  bad configuration file (the message names file, line and key)
             """,
         version: ragdVersion)
 
@@ -193,6 +213,7 @@ struct Daemon: AsyncParsableCommand {
         let searcher = Searcher(store: store, parameters: BM25Parameters(k1: settings.bm25.k1, b: settings.bm25.b),
                                 embedder: nil, queryCacheSize: settings.model.queryCache)
         embeddings.setIngestFault { let fault = loop.fault; return fault.blocked ? fault.lastError : nil }
+        embeddings.setIngestStarting { indexer.status.state == .starting }
         /// The sources `view` may see, with their file and chunk counts.
         let visibleSources: @Sendable (AccessView) -> [JSONValue] = { view in
             let sourceRoots = indexer.configuration.sources.map(\.root).filter(view.showsSource)
@@ -206,7 +227,8 @@ struct Daemon: AsyncParsableCommand {
                     }
                 }
                 return sourceRoots.indices.map { n in
-                    .object([("path", .string(sourceRoots[n])), ("files", .int(Int64(files[n]))), ("chunks", .int(Int64(chunks[n])))])
+                    .object([("path", .string(sourceRoots[n])), ("files", .int(Int64(files[n]))), ("chunks", .int(Int64(chunks[n])))]
+                            + Daemon.watchFields(root: sourceRoots[n], watcher: watcher))
                 }
             }
         }
@@ -231,13 +253,14 @@ struct Daemon: AsyncParsableCommand {
                 }
             }
             let embeddingsPending = embeddings.pending
+            let embedded = store.embeddingCounts.embedded
             let phase = embeddings.phase
             let pending = loop.pending + embeddingsPending
             let state: IndexerStatus.State = status.state == .starting ? .starting : (pending > 0 ? .indexing : .ready)
             let uptime = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             let fault = loop.fault
             let map = store.mapUsage
-            return [
+            let fields: [(String, JSONValue)] = [
                 ("state", .string(state.rawValue)),
                 ("pending", .int(Int64(pending))),
                 ("ingest_blocked", .bool(fault.blocked)),
@@ -247,7 +270,7 @@ struct Daemon: AsyncParsableCommand {
                                        ("used_mb", .double((Double(map.used) / 1048576 * 10).rounded() / 10))])),
                 ("files", .int(Int64(counts.files))),
                 ("chunks", .int(Int64(counts.chunks))),
-                ("progress", .object([("done", .int(Int64(status.done))), ("total", .int(Int64(status.total)))])),
+                ("progress", Daemon.progressFields(status)),
                 ("sources", .array(perSource)),
                 ("watch", .object([
                     ("enabled", .bool(watcher != nil)),
@@ -264,20 +287,25 @@ struct Daemon: AsyncParsableCommand {
                 ("embeddings", .object([
                     ("model", phase.embedder.map { .string($0.modelID) } ?? .null),
                     ("dimensions", .int(Int64(phase.embedder?.dimensions ?? 0))),
-                    ("embedded", .int(Int64(store.embeddingCounts.embedded))),
+                    ("embedded", .int(Int64(embedded))),
                     ("pending", .int(Int64(embeddingsPending))),
+                    ("total", .int(Int64(embedded + embeddingsPending))),
+                    ("rate", phase.worker?.rate.map { .double(($0 * 10).rounded() / 10) } ?? .null),
                     ("state", .string(phase.state(pending: embeddingsPending))),
                     ("reason", phase.reason.map { .string($0) } ?? .null),
                 ])),
+                ("since_start", Daemon.sinceStartFields(status.written, vectors: phase.worker?.embedded ?? 0)),
                 ("index_path", .string(indexDirectory)),
                 ("version", .string(ragdVersion)),
                 ("protocol", .int(Int64(ragProtocolVersion))),
                 ("uptime_s", .double((uptime * 10).rounded() / 10)),
             ]
+            return view.hiddenRoots.isEmpty ? fields : Daemon.withoutDaemonWideFigures(fields)
         }
         responder.defaultFusion = settings.search.fusion == "weighted" ? .weighted(denseWeight: settings.search.denseWeight)
             : .reciprocalRank(k: settings.search.rrfK)
         responder.sources = visibleSources
+        responder.reindex = { path, view in try Daemon.reindex(path, view: view, indexer: indexer, loop: loop, store: store) }
         responder.access.current = Daemon.accessPolicy(settings)
         responder.logger = logger
         responder.ingestBlocked = { let fault = loop.fault; return fault.blocked ? fault.lastError ?? "unknown error" : nil }
@@ -448,6 +476,13 @@ final class Embeddings: Sendable {
         let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
         return provider?()
     }
+    private let startingProvider = Mutex<(@Sendable () -> Bool)?>(nil)
+    /// Sets where to learn whether the first reconciliation is still running (no `ready` before it ends).
+    func setIngestStarting(_ provider: @escaping @Sendable () -> Bool) { startingProvider.withLock { $0 = provider } }
+    func ingestStarting() -> Bool {
+        let provider: (@Sendable () -> Bool)? = startingProvider.withLock { $0 }
+        return provider?() ?? false
+    }
     private let waitersReleased = Atomic<Bool>(false)
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()
@@ -477,6 +512,9 @@ final class Embeddings: Sendable {
             StatusReporter.shared.report("embedding; \(store.embeddingCounts.embedded)/\(counts.chunks) chunks have vectors")
         } else if waiting > 0 {
             StatusReporter.shared.report("serving BM25; loading the embedding model")
+        } else if ingestStarting() {
+            // The model may be known unavailable before the first pass has indexed anything.
+            StatusReporter.shared.report("reconciling the index")
         } else {
             StatusReporter.shared.report("ready; \(counts.files) files, \(counts.chunks) chunks")
         }

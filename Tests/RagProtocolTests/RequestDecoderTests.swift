@@ -102,6 +102,17 @@ struct RequestDecoderTests {
         #expect(!error.message.isEmpty)
     }
 
+    @Test func decodesReindex() throws {
+        #expect(try decode(#"{"id":1,"op":"reindex"}"#).result.get() == .reindex(path: nil))
+        #expect(try decode(#"{"id":1,"op":"reindex","path":null}"#).result.get() == .reindex(path: nil))
+        #expect(try decode(#"{"id":1,"op":"reindex","path":"/srv/docs/"}"#).result.get() == .reindex(path: "/srv/docs"))
+        #expect(try decode(#"{"id":1,"op":"reindex","path":"/"}"#).result.get() == .reindex(path: "/"))
+        for bad in [#"{"id":1,"op":"reindex","path":"docs"}"#, #"{"id":1,"op":"reindex","path":3}"#] {
+            guard case .failure(let error) = decode(bad).result else { Issue.record("accepted \(bad)"); continue }
+            #expect(error.code == .invalidArgument)
+        }
+    }
+
     @Test func echoesIDOfInvalidRequest() {
         #expect(decode(#"{"id":"abc","op":"nope"}"#).id == "abc")
     }

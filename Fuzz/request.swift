@@ -46,7 +46,10 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             invariant(prefix.map { $0.hasPrefix("/") } ?? true, "relative files prefix")
         case .reindex(let path):
             invariant(path.map { $0.hasPrefix("/") } ?? true, "relative reindex path")
-        case .status, .ping, .sources:
+        case .backup(let destination):
+            invariant(destination.hasPrefix("/") && !destination.split(separator: "/").contains { $0 == "." || $0 == ".." },
+                      "backup destination \(destination)")
+        case .status, .ping, .sources, .metrics:
             break
         }
     case .failure(let error):

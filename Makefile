@@ -31,7 +31,7 @@ MANPAGES := $(GEN_DIR)/man/ragctl.1 $(GEN_DIR)/man/ragd.8
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall deb lintian \
+.PHONY: all deps model build release run test test-sanitize fuzz eval bench embed-bench clean install uninstall deb lintian check-deb \
 	completions man install-completions install-man uninstall-completions uninstall-man
 
 all: build
@@ -54,7 +54,7 @@ build: deps
 
 ## release: optimised binaries with the Swift runtime linked in, so installed copies do not depend on the toolchain
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 	@# Generated now, as yourself, so that `sudo make install` only copies them.
 	$(MAKE) --no-print-directory completions man BUILD_DIR=.build/release
 
@@ -125,7 +125,8 @@ completions: $(COMPLETIONS)
 
 $(GEN_DIR)/completions/ragctl.bash: $(BUILD_DIR)/ragctl
 	@mkdir -p $(@D)
-	$(BUILD_DIR)/ragctl --generate-completion-script bash > $@.tmp && mv $@.tmp $@
+	@# bash-completion sources the file: no #! line.
+	$(BUILD_DIR)/ragctl --generate-completion-script bash | sed '1{/^#!/d}' > $@.tmp && mv $@.tmp $@
 
 $(GEN_DIR)/completions/_ragctl: $(BUILD_DIR)/ragctl
 	@mkdir -p $(@D)
@@ -163,6 +164,10 @@ uninstall-completions:
 uninstall-man:
 	rm -f $(DESTDIR)$(MANDIR)/man1/ragctl.1 $(DESTDIR)$(MANDIR)/man8/ragd.8
 
+## check-deb: install that package here, verify its units, run it, then remove and purge it and list leftovers (root)
+check-deb:
+	scripts/check-deb.sh
+
 ## install: binaries, units (ExecStart pointed at $(BINDIR); ragd-metrics.timer feeds node_exporter), a configuration
 ## unless one exists, docs, completions and man pages. Run `make release` first (as yourself); `sudo make install` then only copies.
 install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl install-completions install-man
@@ -186,6 +191,7 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl install-completions install-man
 	@# The embedding model, where ragd looks by default ($(PREFIX)/share/ragd/models/all-MiniLM-L6-v2).
 	@if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then \
 	  install -d $(DESTDIR)$(PREFIX)/share/ragd/models && cp -r models/all-MiniLM-L6-v2 $(DESTDIR)$(PREFIX)/share/ragd/models/ && \
+	  find $(DESTDIR)$(PREFIX)/share/ragd/models -name '.*' -type f -delete && \
 	  chmod -R a+rX $(DESTDIR)$(PREFIX)/share/ragd; \
 	else echo "no model in models/ (run make model): ragd will serve BM25 only"; fi
 	@if [ -z "$(DESTDIR)" ] && [ "$$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi

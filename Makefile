@@ -187,7 +187,7 @@ install: $(BUILD_DIR)/ragd $(BUILD_DIR)/ragctl install-completions install-man
 	      config/ragd.toml > $(DESTDIR)$(CONFDIR)/ragd.toml && chmod 0644 $(DESTDIR)$(CONFDIR)/ragd.toml && \
 	  echo "installed $(DESTDIR)$(CONFDIR)/ragd.toml: list your documentation folders in it"; \
 	fi
-	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md docs/operations.md docs/mcp.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md ARCHITECTURE.md docs/protocol.md docs/operations.md docs/mcp.md docs/security.md $(DESTDIR)$(DOCDIR)/
 	@# The embedding model, where ragd looks by default ($(PREFIX)/share/ragd/models/all-MiniLM-L6-v2).
 	@if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then \
 	  install -d $(DESTDIR)$(PREFIX)/share/ragd/models && cp -r models/all-MiniLM-L6-v2 $(DESTDIR)$(PREFIX)/share/ragd/models/ && \

@@ -367,6 +367,8 @@ struct Daemon: AsyncParsableCommand {
             if new.bm25 != old.bm25 { needRestart.append("bm25") }
             if new.limits != old.limits { needRestart.append("limits") }
             if new.index != old.index { needRestart.append("index") }
+            if new.model != old.model { needRestart.append("model") }
+            if new.search != old.search { needRestart.append("search") }
             if !needRestart.isEmpty {
                 logger.warning("some changed settings take effect only after a restart", metadata: ["settings": "\(needRestart)"])
             }

@@ -14,8 +14,9 @@ CONFDIR := /etc/ragd
 UNITS := ragd.service ragd.socket ragd-metrics.service ragd-metrics.timer
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
-# libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking, which a static-stdlib link needs -lcurl for.
-APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev
+# zlib1g-dev: gzipped documents (.md.gz…). libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking,
+# which a static-stdlib link needs -lcurl for.
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev zlib1g-dev pkg-config python3 libcurl4-openssl-dev
 RUN_DIR := $(CURDIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

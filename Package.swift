@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "RagGzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // File reading, chunking, scanning and reconciliation.
         .target(name: "RagIngest", dependencies: [
-            "RagCore", "RagStore",
+            "RagCore", "RagStore", "RagGzip",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [
-            "RagCore", "RagProtocol", "RagQuery", "RagStore",
+            "RagCore", "RagProtocol", "RagQuery", "RagStore", "RagGzip",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

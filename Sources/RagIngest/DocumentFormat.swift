@@ -7,6 +7,7 @@ public enum DocumentFormat: String, Sendable, CaseIterable {
     case markdown
     case restructuredText
     case plainText
+    case html
 
     /// File-name endings and their formats, tried in this order (`.rst.txt`, as Sphinx ships its sources, before
     /// `.txt`).
@@ -14,6 +15,7 @@ public enum DocumentFormat: String, Sendable, CaseIterable {
         (".md", .markdown), (".markdown", .markdown),
         (".rst.txt", .restructuredText), (".rst", .restructuredText),
         (".txt", .plainText),
+        (".html", .html), (".htm", .html),
     ]
 
     /// The ending of a gzip-compressed document (`guide.md.gz`): read decompressed, in the format of the name before it.

@@ -75,6 +75,7 @@ import Testing
             let docs = dir + "/docs"
             let markdown = "# Guide\n\nThe zebra crossing is documented here.\n"
             try writeFile(docs + "/guide.md.gz", gzipCompress(markdown))
+            try writeFile(docs + "/page.html.gz", gzipCompress("<title>Page</title>\n<h2>Part</h2>\n<p>okapi facts</p>\n"))
             try writeFile(docs + "/empty.txt.gz", [])
             try writeFile(docs + "/plain.md", "# Plain\n\nunaffected\n")
             var corrupt = gzipCompress(String(repeating: "corrupt text ", count: 500))
@@ -100,6 +101,9 @@ import Testing
             let chunks = try guide.chunkIDs.map { try #require(try store.chunk(id: $0)) }
             #expect(chunks.map(\.text) == ["# Guide\n\nThe zebra crossing is documented here."])
             #expect(chunks.map(\.lines) == [1...3], "lines of the decompressed text")
+            let page = try #require(try store.file(path: docs + "/page.html.gz"))
+            #expect(page.title == "Page")
+            #expect(try page.chunkIDs.map { try #require(try store.chunk(id: $0)).headings } == [["Page", "Part"]])
             #expect(try store.file(path: docs + "/empty.txt.gz")?.chunkIDs == [])
             #expect(try store.file(path: docs + "/plain.md") != nil)
             for skipped in ["corrupt.md.gz", "truncated.rst.gz", "bomb.txt.gz", "fake.md.gz"] {

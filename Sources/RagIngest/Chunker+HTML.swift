@@ -312,7 +312,7 @@ struct HTMLExtractor {
         default:
             if name == "a", openCounts["a", default: 0] > 0 { closeOpen(["a"], stoppingAt: []) }
         }
-        let dropped = kind == .dropped || isBoilerplate(name, kind, tag)
+        let dropped = kind == .dropped || isBoilerplate(name, tag)
         let visible = skipDepth == 0 && !dropped
         // What is left out still separates the text around it, unless it is inline (`a.headerlink`, a hidden span).
         let droppedBlock = skipDepth == 0 && dropped && (kind.isBlockLevel || HTMLTagKind.droppedBlocks.contains(name))
@@ -396,7 +396,7 @@ struct HTMLExtractor {
     }
 
     /// Navigation and other page furniture.
-    private func isBoilerplate(_ name: String, _ kind: HTMLTagKind, _ tag: Tag) -> Bool {
+    private func isBoilerplate(_ name: String, _ tag: Tag) -> Bool {
         if tag.hidden { return true }
         if let hidden = tag.ariaHidden, equalsLower(hidden, "true") { return true }
         if hasToken(tag.role, ["navigation", "search", "banner", "contentinfo"]) { return true }

@@ -15,9 +15,9 @@ CONFDIR := /etc/ragd
 UNITS := ragd.service ragd.socket ragd-metrics.service ragd-metrics.timer
 # Binaries to install (built by `make release` when missing).
 BUILD_DIR ?= .build/release
-# libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking, which a static-stdlib link needs -lcurl for.
-# groff-base: the tests check the generated man pages with groff.
-APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev pkg-config python3 libcurl4-openssl-dev groff-base
+# zlib1g-dev: gzipped documents (.md.gz…). libcurl4-openssl-dev: the MCP SDK (ragctl mcp) imports FoundationNetworking,
+# which a static-stdlib link needs -lcurl for. groff-base: the tests check the generated man pages with groff.
+APT_PACKAGES := liblmdb-dev libsystemd-dev libopenblas-dev zlib1g-dev pkg-config python3 libcurl4-openssl-dev groff-base
 # Completions and man pages are generated here from the binaries of BUILD_DIR, and installed below PREFIX.
 GEN_DIR ?= .build/generated
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions

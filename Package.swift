@@ -46,6 +46,7 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // glibc's mallopt and malloc_trim (malloc.h), for the daemon's heap policy.
         .systemLibrary(name: "CMalloc"),
 
@@ -58,9 +59,11 @@ let package = Package(
         .target(name: "RagConfig", dependencies: ["RagCore"], swiftSettings: swiftSettings),
         // LMDB environment, schema and the atomic per-file writer.
         .target(name: "RagStore", dependencies: ["RagCore", "CLMDB"], swiftSettings: swiftSettings),
+        // gzip decompression with a bound on the output (gzipped documents).
+        .target(name: "RagGzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // File reading, chunking, scanning and reconciliation.
         .target(name: "RagIngest", dependencies: [
-            "RagCore", "RagStore",
+            "RagCore", "RagStore", "RagGzip",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
@@ -69,7 +72,7 @@ let package = Package(
         .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [
-            "RagCore", "RagProtocol", "RagQuery", "RagStore",
+            "RagCore", "RagProtocol", "RagQuery", "RagStore", "RagGzip",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -87,7 +90,7 @@ let package = Package(
         // In-process sentence encoder: safetensors, WordPiece tokenizer, BERT on OpenBLAS; BertEmbedder.
         .target(name: "RagEmbed", dependencies: ["RagCore", "CBLAS", "RagEmbedKernels"], swiftSettings: swiftSettings),
         // Helpers for tests only.
-        .target(name: "RagTestSupport", dependencies: ["RagCore"], swiftSettings: swiftSettings),
+        .target(name: "RagTestSupport", dependencies: ["RagCore", "CZlib"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "ragd", dependencies: [
             "RagCore", "RagConfig", "RagStore", "RagIngest", "RagQuery", "RagServer", "RagSystemd", "RagProtocol", "RagEmbed", "CMalloc",
@@ -116,7 +119,7 @@ let package = Package(
         .testTarget(name: "RagProtocolTests", dependencies: ["RagProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RagConfigTests", dependencies: ["RagConfig", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagStore", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagStore", "RagGzip", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "RagEmbedTests", dependencies: ["RagEmbed", "RagEmbedKernels", "RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "RagSystemdTests", dependencies: [

@@ -1,4 +1,4 @@
-// Invariants of `Chunker.parse`, shared by the Markdown and reST targets.
+// Invariants of `Chunker.parse`, shared by the Markdown, reST and HTML targets.
 import RagIngest
 
 /// The default sizes, and tiny ones so that short inputs reach the splitting and overlap code.

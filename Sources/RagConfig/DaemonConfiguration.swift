@@ -164,7 +164,8 @@ public struct SocketSettings: Sendable, Equatable {
 public struct SourceSettings: Sendable, Equatable {
     /// `path`: absolute, normalised folder path.
     public var path: String
-    /// `include`: a file is indexed if its path relative to ``path`` matches one of these...
+    /// `include`: a file of a supported format (RagIngest's `DocumentFormat`, the one list of indexed file names) is
+    /// indexed if its path relative to ``path`` matches one of these (empty: every such file)...
     public var include: [GlobPattern]
     /// `exclude`: ...and none of these.
     public var exclude: [GlobPattern]
@@ -180,9 +181,9 @@ public struct SourceSettings: Sendable, Equatable {
     /// `respect_file_permissions`: return a file's hits only to clients whose uid and groups may read it.
     public var respectFilePermissions: Bool
 
-    /// The default `include` list: Markdown, reStructuredText and plain text.
-    public static let defaultInclude: [GlobPattern] =
-        ["**/*.md", "**/*.markdown", "**/*.rst", "**/*.rst.txt", "**/*.txt"].map { try! GlobPattern($0) }
+    /// The default `include` list: empty, so every file of a supported format is indexed (which formats, by which
+    /// name endings, is decided in one place: `DocumentFormat`).
+    public static let defaultInclude: [GlobPattern] = []
 
     public init(
         path: String,

@@ -19,9 +19,10 @@ public struct ChunkingConfiguration: Sendable, Equatable {
 public struct ChunkDraft: Sendable, Equatable {
     /// The chunk's text: the original lines joined with `\n` (runs of blank lines between blocks become one; reST
     /// title adornments, comments and targets are left out; a very long line may be cut at a sentence or word
-    /// boundary).
+    /// boundary). For HTML, the visible text laid out in lines (see `HTMLExtractor`).
     public var text: String
-    /// 1-based, inclusive line numbers in the original file (front matter counted), first to last non-blank line.
+    /// 1-based, inclusive line numbers in the original file (front matter counted), first to last non-blank line;
+    /// for HTML, the source lines the chunk's text came from.
     public var lines: ClosedRange<Int>
     /// Heading trail of the section the chunk belongs to, outermost first.
     public var headings: [String]
@@ -35,7 +36,8 @@ public struct ChunkDraft: Sendable, Equatable {
 
 /// A document split into chunks, plus its metadata.
 public struct ParsedDocument: Sendable, Equatable {
-    /// Front-matter title, else the first top-level heading (Markdown `#`/`===`, reST document title).
+    /// Front-matter title, else the first top-level heading (Markdown `#`/`===`, reST document title); for HTML,
+    /// `<title>` (see `HTMLLayout.chunks`).
     public var title: String?
     /// Front-matter tags.
     public var tags: [String]
@@ -49,7 +51,8 @@ public struct ParsedDocument: Sendable, Equatable {
     }
 }
 
-/// Structure-aware splitting of Markdown, reStructuredText and plain text into cited chunks.
+/// Structure-aware splitting of Markdown, reStructuredText, plain text and HTML (its visible text, see
+/// `HTMLExtractor`) into cited chunks.
 ///
 /// Sections (by heading) are never mixed in one chunk; each section's first chunk starts with its heading line.
 /// Within a section, blocks (paragraphs, fenced/literal code, tables, lists, directives) are packed up to
@@ -92,6 +95,10 @@ public struct Chunker: Sendable {
             parser.run()
             title = parser.title
             chunks = parser.packer.finish()
+        case .html:
+            var extractor = HTMLExtractor(buf)
+            extractor.run()
+            (title, chunks) = extractor.layout.chunks(configuration: configuration)
         case .plainText:
             var packer = packer
             var line = 0

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Logging
 import RagCore
+import RagGzip
 import RagStore
 import Synchronization
 
@@ -9,7 +10,7 @@ import Synchronization
 public struct IndexerConfiguration: Sendable {
     public var sources: [SourceSpec]
     public var chunking: ChunkingConfiguration
-    /// Files larger than this are skipped with one log line.
+    /// Files larger than this (gzipped ones: compressed or decompressed) are skipped with one log line.
     public var maxFileBytes: UInt64
     /// Files per write transaction during bulk work (each file stays atomic inside it).
     public var batchSize: Int
@@ -34,7 +35,8 @@ public struct IndexerStatus: Sendable, Equatable {
     /// Full reconciliation passes completed.
     public var scans = 0
     public var lastScanSeconds: Double = 0
-    /// Files skipped because they are binary, too large or unreadable (as of the last pass).
+    /// Files skipped because they are binary (or gzip that cannot be decompressed), too large (compressed or
+    /// decompressed) or unreadable (as of the last pass).
     public var skippedBinary = 0
     public var skippedTooLarge = 0
     public var unreadable = 0
@@ -497,7 +499,28 @@ public final class Indexer: Sendable {
             if previous.size == contents.size && previous.mtimeNanos == contents.mtimeNanos { return nil }
             return .touch(path: file.path, size: contents.size, mtimeNanos: contents.mtimeNanos)
         }
-        guard let decoded = TextDecoding.decode(contents.bytes) else {
+        let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
+        var bytes = contents.bytes
+        if DocumentFormat.isCompressed(fileName: name) {
+            // The size cap applies to the decompressed text too; inflating stops there.
+            let limit = Int(min(configuration.maxFileBytes, UInt64(Int.max - 1)))
+            switch Gzip.decompress(bytes, limit: limit) {
+            case .success(let inflated):
+                bytes = inflated
+            case .failure(.tooLarge):
+                markSkipped(file, .tooLarge)
+                report(file.path, key: "too large decompressed \(hash.hex)", "skipping file over the size cap",
+                       metadata: ["file.size": "\(contents.size)", "decompressed": "more than \(limit)",
+                                  "limit": "\(configuration.maxFileBytes)"])
+                return previous == nil ? nil : .delete(path: file.path)
+            case .failure(.corrupt(let reason)):
+                markSkipped(file, .binary)
+                report(file.path, key: "corrupt gzip \(hash.hex)", "skipping compressed file that cannot be decompressed",
+                       metadata: ["reason": "\(reason)"])
+                return previous == nil ? nil : .delete(path: file.path)
+            }
+        }
+        guard let decoded = TextDecoding.decode(bytes) else {
             markSkipped(file, .binary)
             report(file.path, key: "binary \(hash.hex)", "skipping binary file")
             return previous == nil ? nil : .delete(path: file.path)
@@ -507,7 +530,6 @@ public final class Indexer: Sendable {
         if decoded.hadInvalidUTF8 {
             report(file.path, key: "invalid UTF-8 \(hash.hex)", "file is not valid UTF-8; decoded with replacement characters")
         }
-        let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
         let format = DocumentFormat.detect(fileName: name) ?? .plainText
         let parsed = Chunker(configuration: configuration.chunking).parse(decoded.text, format: format)
         let analyzer = Analyzer()

@@ -53,7 +53,8 @@ public enum SearchMode: String, Sendable, CaseIterable {
 public struct SearchFilter: Sendable, Equatable {
     /// Keep hits whose absolute path starts with one of these (a folder prefix matches whole components).
     public var pathPrefixes: [String] = []
-    /// Keep hits whose file extension (without the dot, lower-case; `rst.txt` counts as `rst`) is one of these.
+    /// Keep hits whose file extension (without the dot, lower-case; `rst.txt` counts as `rst`, `md.gz` as `md`) is
+    /// one of these.
     public var extensions: [String] = []
     /// Keep hits whose file's front matter lists at least one of these tags (case-insensitive).
     public var tags: [String] = []
@@ -348,10 +349,11 @@ public enum RequestDecoder {
         return Double(days * 86400 + seconds - offset)
     }
 
-    /// `.MD` → `md`; `rst.txt` → `rst`.
+    /// `.MD` → `md`; `rst.txt` → `rst`; `md.gz` → `md` (gzipped files count as what they hold).
     public static func normalizeExtension(_ ext: String) -> String {
         var e = ext.lowercased()
         while e.hasPrefix(".") { e.removeFirst() }
+        if e.hasSuffix(".gz"), e.count > 3 { e.removeLast(3) }
         if e == "rst.txt" { return "rst" }
         return e
     }

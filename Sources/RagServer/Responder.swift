@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Logging
 import RagCore
+import RagGzip
 import RagProtocol
 import RagQuery
 import RagStore
@@ -233,8 +234,15 @@ public struct IndexResponder: RequestResponder {
             guard try searcher.store.file(path: path) != nil, !view.restricts || view.admits(path: path) else {
                 throw WireError(.notFound, "\(path) is not an indexed file")
             }
-            guard let bytes = readFile(path) else {
+            guard var bytes = readFile(path) else {
                 throw WireError(.notFound, "\(path) is indexed but cannot be read now: \(String(cString: strerror(errno)))")
+            }
+            // A gzipped document's lines are those of its decompressed text, as indexed.
+            if path.lowercased().hasSuffix(".gz") {
+                guard let inflated = Gzip.decompressedPrefix(bytes, limit: maxGetBytes) else {
+                    throw WireError(.notFound, "\(path) is indexed but cannot be decompressed now")
+                }
+                bytes = inflated
             }
             var text = String(decoding: bytes, as: UTF8.self)
             var lineList = text.split(separator: "\n", omittingEmptySubsequences: false)

@@ -259,10 +259,14 @@ public final class Store: Sendable {
                  size: record.size)
     }
 
-    /// Lower-case extension without the dot; `x.rst.txt` gives `rst`.
+    /// Lower-case extension without the dot; `x.rst.txt` gives `rst`; a gzipped file counts as what it holds
+    /// (`x.md.gz` gives `md`).
     public static func fileExtension(of path: String) -> String {
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        let lower = name.lowercased()
+        var lower = name.lowercased()
+        if lower.hasSuffix(".gz"), let dot = lower.dropLast(3).lastIndex(of: "."), dot != lower.startIndex {
+            lower.removeLast(3)
+        }
         if lower.hasSuffix(".rst.txt") { return "rst" }
         guard let dot = lower.lastIndex(of: "."), dot != lower.startIndex else { return "" }
         return String(lower[lower.index(after: dot)...])

@@ -95,10 +95,11 @@ struct RagdTools: Sendable {
         name: "search",
         title: "Search the documentation",
         description: """
-            Search the local documentation indexed by ragd (Markdown, reStructuredText and plain-text files) and \
-            return the best-matching passages, best first. Each hit gives the file's absolute path and line range \
-            as path:first-last (1-based, inclusive, lines of the file on disk), its heading trail, its score and \
-            the passage text, so an answer can cite it; use `get` to read around a hit. Modes: `hybrid` (the \
+            Search the local documentation indexed by ragd (Markdown, reStructuredText, plain-text and HTML files, \
+            also gzipped) and return the best-matching passages, best first. Each hit gives the file's absolute path \
+            and line range as path:first-last (1-based, inclusive, lines of the file on disk, decompressed for .gz), \
+            its heading trail, its score and the passage text, so an answer can cite it; use `get` to read around a \
+            hit. Modes: `hybrid` (the \
             default; words and meaning combined), `bm25` (exact words: identifiers, option names, error messages), \
             `dense` (meaning, for paraphrased questions). Filters narrow the files searched.
             """,

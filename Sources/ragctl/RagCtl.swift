@@ -89,7 +89,7 @@ struct Search: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Only files under this absolute folder (repeatable).", valueName: "path"), completion: .directory)
     var pathPrefix: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Only files with this extension, e.g. md or rst (repeatable).", valueName: "ext"))
+    @Option(name: .long, help: ArgumentHelp("Only files with this extension, e.g. md or rst (repeatable; x.md.gz counts as md).", valueName: "ext"))
     var ext: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Only files whose front matter has this tag (repeatable).", valueName: "tag"))

@@ -254,6 +254,95 @@ struct DaemonTests {
         }
     }
 
+    static let page = """
+        <!DOCTYPE html>
+        <html><head><title>Page — Example docs</title>
+        <script>var okapiScript = 1;</script></head>
+        <body>
+        <div class="sphinxsidebar" role="navigation"><h3>Navigation</h3><p>sidebarword okapi</p></div>
+        <div class="body" role="main">
+        <h1>Page<a class="headerlink" href="#page">¶</a></h1>
+        <p>Intro.</p>
+        <h2>Section</h2>
+        <p>The okapi lives in
+        the forest &amp; hides.</p>
+        <pre>okapi --count
+          3</pre>
+        </div>
+        <div class="footer">footerword</div>
+        </body></html>
+        """
+
+    static let gzipped = """
+        # Guide
+
+        Intro text.
+
+        ## Crossing
+
+        The zebra crossing is documented here.
+        """
+
+    /// An HTML page and a gzipped Markdown file are indexed and found with their path, source lines and heading;
+    /// a corrupt gzip file and a gzip bomb are skipped with one log line each.
+    @Test func htmlPagesAndGzippedDocuments() throws {
+        try withTemporaryDirectory { (dir: String) throws in
+            let docs = dir + "/docs"
+            try writeFile(docs + "/api/page.html", Self.page)
+            try writeFile(docs + "/guide.md.gz", gzipCompress(Self.gzipped))
+            var corrupt = gzipCompress(String(repeating: "zebra corrupt ", count: 400))
+            corrupt.removeLast(corrupt.count / 2)
+            try writeFile(docs + "/broken.md.gz", corrupt)
+            try writeFile(docs + "/bomb.txt.gz", gzipCompress([UInt8](repeating: 0x7A, count: 8 << 20), level: 9))
+            let config = dir + "/ragd.toml"
+            try writeFile(config, "[limits]\nmax_file_bytes = 100000\n")
+            let daemon = try DaemonProcess.start(sources: [docs], in: dir, extraArguments: ["--config", config])
+            try daemon.waitUntilIndexed()
+            let client = try daemon.client()
+            func search(_ query: String, filter: String = "{}") throws -> [JSONValue] {
+                try json(client.request(#"{"id":2,"op":"search","query":"\#(query)","mode":"bm25","filter":\#(filter)}"#))["results"]?.arrayValue ?? []
+            }
+
+            let okapi = try search("okapi forest")
+            #expect(okapi.count == 1, "the sidebar and the script are not indexed")
+            #expect(okapi.first?["path"]?.stringValue == docs + "/api/page.html")
+            #expect(okapi.first?["heading"] == "Page > Section")
+            #expect(okapi.first?["lines"] == [9, 13])
+            #expect(okapi.first?["text"] == "Section\n\nThe okapi lives in\nthe forest & hides.\n\nokapi --count\n  3")
+            #expect(try search("sidebarword").isEmpty)
+            #expect(try search("footerword").isEmpty)
+
+            let zebra = try search("zebra crossing")
+            #expect(zebra.count == 1, "the corrupt file is not indexed")
+            #expect(zebra.first?["path"]?.stringValue == docs + "/guide.md.gz")
+            #expect(zebra.first?["heading"] == "Guide > Crossing")
+            #expect(zebra.first?["lines"] == [5, 7])
+            // `get` reads the decompressed lines the hit cites.
+            let get = try json(client.request(#"{"id":3,"op":"get","path":"\#(docs)/guide.md.gz","lines":[5,7]}"#))
+            #expect(get["text"] == "## Crossing\n\nThe zebra crossing is documented here.")
+            #expect(get["total_lines"] == 7)
+            let pageLines = try json(client.request(#"{"id":4,"op":"get","path":"\#(docs)/api/page.html","lines":[10,11]}"#))
+            #expect(pageLines["text"] == "<p>The okapi lives in\nthe forest &amp; hides.</p>", "HTML lines are source lines")
+
+            // A gzipped file counts as what it holds for the ext filter.
+            for ext in [#""md""#, #""md.gz""#, #"[".MD"]"#] {
+                #expect(try search("zebra", filter: #"{"ext":\#(ext)}"#).compactMap { $0["path"]?.stringValue } == [docs + "/guide.md.gz"], "\(ext)")
+            }
+            #expect(try search("zebra", filter: #"{"ext":"txt"}"#).isEmpty)
+            #expect(try search("okapi", filter: #"{"ext":"html"}"#).count == 1)
+
+            let files = try json(client.request(#"{"id":5,"op":"files"}"#))["files"]?.arrayValue ?? []
+            #expect(files.compactMap { $0["path"]?.stringValue } == [docs + "/api/page.html", docs + "/guide.md.gz"])
+            #expect(files.compactMap { $0["title"]?.stringValue } == ["Page", "Guide"])
+            let status = try json(client.request(#"{"id":6,"op":"status"}"#))
+            #expect(status["skipped"]?["binary"] == 1, "the corrupt gzip file")
+            #expect(status["skipped"]?["too_large"] == 1, "the gzip bomb")
+            #expect(daemon.stop() == 0)
+            #expect(daemon.log.components(separatedBy: "skipping compressed file that cannot be decompressed").count == 2)
+            #expect(daemon.log.components(separatedBy: "skipping file over the size cap").count == 2)
+        }
+    }
+
     @Test func socketPermissionsAndSecondDaemonRefused() throws {
         try withTemporaryDirectory { (dir: String) throws in
             let docs = try makeDocs(dir)
@@ -348,7 +437,8 @@ struct DaemonTests {
             kill(pid, SIGHUP)
             try daemon.notify.wait(for: "STATUS=configuration reload failed")
             #expect(try paths("penguin") == [dir + "/b/two.md"])
-            #expect(daemon.log.contains("\(config):2"))
+            // The error is logged just after the notification: wait for it rather than race it.
+            try daemon.waitForLog(containing: "\(config):2", timeout: 30)
             #expect(daemon.stop() == 0)
         }
     }

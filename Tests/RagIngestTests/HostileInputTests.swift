@@ -52,7 +52,7 @@ private func createFile(in folder: String, name: [UInt8], contents: String = "# 
     func deepStructureChunksInBoundedTime(_ index: Int) {
         let (name, make) = Self.cases[index]
         let text = make()
-        for format in [DocumentFormat.markdown, .restructuredText, .plainText] {
+        for format in [DocumentFormat.markdown, .restructuredText, .plainText, .html] {
             var chunks: [ChunkDraft] = []
             let elapsed = seconds { chunks = Chunker().parse(text, format: format).chunks }
             // Linear work on these inputs takes well under a second even in a debug build; quadratic work takes minutes.
@@ -60,6 +60,37 @@ private func createFile(in folder: String, name: [UInt8], contents: String = "# 
             #expect(!chunks.isEmpty, "\(name) as \(format)")
             #expect(chunks.allSatisfy { $0.text.utf8.count <= 256 * 64 && $0.headings.count <= 64 }, "\(name) as \(format)")
         }
+    }
+
+    static let htmlCases: [(String, @Sendable () -> String)] = [
+        ("100k nested divs", { String(repeating: "<div>", count: 100_000) + "deep" }),
+        ("100k nested lists", { String(repeating: "<ul><li>item ", count: 100_000) }),
+        ("100k nested tables", { String(repeating: "<table><tr><td>cell ", count: 100_000) }),
+        ("100k unclosed p and li", { String(repeating: "<p>x<li>y", count: 100_000) }),
+        ("100k nested spans, then 100k end tags of elements not open", {
+            String(repeating: "<span>s ", count: 100_000) + String(repeating: "</div>", count: 100_000) }),
+        ("100k nested b closed in reverse", { String(repeating: "<b>", count: 100_000) + "x" + String(repeating: "</b>", count: 100_000) }),
+        ("100k unclosed headerlinks", { String(repeating: "<a class=headerlink>¶ x ", count: 100_000) }),
+        ("100k nested dropped navs", { String(repeating: "<nav><div>", count: 100_000) + "x" }),
+        ("100k unclosed headings", { String(repeating: "<h2>heading ", count: 100_000) }),
+        ("100k pre and table openings", { String(repeating: "<pre>\n a\n<table><tr><td>b", count: 50_000) }),
+        ("1 MB of <", { String(repeating: "<", count: 1_000_000) }),
+        ("1 MB of &#", { String(repeating: "&#", count: 500_000) }),
+        ("an attribute value never closed", { "<p title=\"" + String(repeating: "x > y ", count: 200_000) }),
+        ("a comment never closed", { "<p>a</p><!--" + String(repeating: "-- > x ", count: 200_000) }),
+        ("a script never closed", { "<p>a</p><script>" + String(repeating: "</scrip x ", count: 100_000) }),
+        ("100k attributes", { "<p " + String(repeating: "class=toc ", count: 100_000) + ">x</p>" }),
+    ]
+
+    @Test(arguments: 0..<htmlCases.count)
+    func deepHTMLChunksInBoundedTime(_ index: Int) {
+        let (name, make) = Self.htmlCases[index]
+        let text = make()
+        var chunks: [ChunkDraft] = []
+        let elapsed = seconds { chunks = Chunker().parse(text, format: .html).chunks }
+        #expect(elapsed < 20, "\(name): \(elapsed) s")
+        #expect(chunks.allSatisfy { $0.text.utf8.count <= 256 * 64 && $0.headings.count <= 64 && $0.lines.upperBound <= 200_001 },
+                "\(name)")
     }
 
     /// One line of megabytes: chunking time grows linearly with its length.

@@ -54,11 +54,11 @@ struct RequestDecoderTests {
     func decode(_ line: String) -> DecodedRequest { RequestDecoder.decode(line: Array(line.utf8)) }
 
     @Test func decodesSearch() throws {
-        let decoded = decode(#"{"id":7,"op":"search","query":"lmdb cursors","k":5,"mode":"bm25","filter":{"path_prefix":"/docs","ext":[".MD","rst.txt"]}}"#)
+        let decoded = decode(#"{"id":7,"op":"search","query":"lmdb cursors","k":5,"mode":"bm25","filter":{"path_prefix":"/docs","ext":[".MD","rst.txt","RST.TXT.GZ","md.gz"]}}"#)
         #expect(decoded.id == 7)
         let request = try decoded.result.get()
         #expect(request == .search(SearchRequest(query: "lmdb cursors", k: 5, mode: .bm25,
-                                                 filter: SearchFilter(pathPrefixes: ["/docs"], extensions: ["md", "rst"]))))
+                                                 filter: SearchFilter(pathPrefixes: ["/docs"], extensions: ["md", "rst", "rst", "md"]))))
     }
 
     @Test func defaults() throws {

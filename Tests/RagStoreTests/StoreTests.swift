@@ -26,6 +26,13 @@ struct StoreTests {
         }
     }
 
+    /// A gzipped file counts as what it holds; `.rst.txt` as reST.
+    @Test(arguments: [("/d/a.md", "md"), ("/d/A.MD.GZ", "md"), ("/d/os.rst.txt", "rst"), ("/d/os.rst.txt.gz", "rst"),
+                      ("/d/x.gz", "gz"), ("/d/.gz", ""), ("/d/Makefile", ""), ("/d/p.html.gz", "html")])
+    func fileExtensions(_ path: String, _ ext: String) {
+        #expect(Store.fileExtension(of: path) == ext)
+    }
+
     @Test func roundTripsFilesChunksAndPostings() throws {
         try withTemporaryDirectory { dir in
             let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 64 << 20))

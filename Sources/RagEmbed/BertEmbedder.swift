@@ -22,8 +22,14 @@ public final class BertEmbedder: Embedder {
         /// The model name in ``modelID``; nil uses the folder's name.
         public var name: String?
 
-        public init(batchSize: Int = 32, blasThreads: Int? = nil, name: String? = nil) {
+        /// Most tokens in one forward pass (a single longer text still runs alone). It bounds each scratch workspace,
+        /// about 9.4 KB per token for MiniLM (41 MB at 4096), which without it grew to the largest batch ever seen
+        /// (32 texts of 256 tokens: about 120 MB) at unpredictable moments: the soak's steps of RSS.
+        public var maxTokensPerPass: Int
+
+        public init(batchSize: Int = 32, maxTokensPerPass: Int = 4096, blasThreads: Int? = nil, name: String? = nil) {
             self.batchSize = batchSize
+            self.maxTokensPerPass = maxTokensPerPass
             self.blasThreads = blasThreads
             self.name = name
         }
@@ -42,6 +48,8 @@ public final class BertEmbedder: Embedder {
     public let tokenizer: BertTokenizer
     public let model: BertModel
     private let batchSize: Int
+    private let maxTokensPerPass: Int
+    /// Idle scratch workspaces, one per thread that ever encoded at the same time as others.
     private let workspace: Mutex<[BertModel.Workspace]>
 
     /// Loads the sentence-transformers folder at `modelFolder`.
@@ -63,6 +71,7 @@ public final class BertEmbedder: Embedder {
         dimensions = folder.model.hiddenSize
         maxSequenceLength = folder.maxSequenceLength
         batchSize = max(1, configuration.batchSize)
+        maxTokensPerPass = max(1, configuration.maxTokensPerPass)
         let name = configuration.name ?? Self.lastComponent(modelFolder)
         modelID = "\(name)@\(weightsHash.hex.prefix(12));\(folder.pooling.rawValue);norm;\(folder.maxSequenceLength)"
         workspace = Mutex([BertModel.Workspace()])
@@ -103,15 +112,35 @@ public final class BertEmbedder: Embedder {
         var vectors = [[Float]](repeating: [], count: texts.count)
         var start = 0
         while start < order.count {
-            let batch = Array(order[start..<min(start + batchSize, order.count)])
-            // A free scratch workspace, or a new one when another thread holds all of them.
-            let scratch = workspace.withLock { $0.popLast() } ?? BertModel.Workspace()
-            let pooled = model.encode(batch.map { sequences[$0] }, pooling: folder.pooling, normalize: normalize, workspace: scratch)
+            // Up to `batchSize` texts and `maxTokensPerPass` tokens (at least one text).
+            var end = start, tokens = 0
+            while end < order.count && end - start < batchSize
+                    && (end == start || tokens + sequences[order[end]].count <= maxTokensPerPass) {
+                tokens += sequences[order[end]].count
+                end += 1
+            }
+            let batch = Array(order[start..<end])
+            let scratch = takeWorkspace(tokens: tokens)
+            let pooled = model.encode(batch.map { sequences[$0] }, pooling: folder.pooling, normalize: normalize,
+                                      workspace: scratch, maxTokens: maxTokensPerPass)
             workspace.withLock { $0.append(scratch) }
             for (index, vector) in zip(batch, pooled) { vectors[index] = vector }
-            start += batchSize
+            start = end
         }
         return vectors
+    }
+
+    /// The idle workspace that best fits a pass of `tokens` tokens (the smallest that holds it, else the largest), or
+    /// a new one when other threads hold them all. Short query passes then leave the large workspaces to batches, so
+    /// only as many grow large as threads embed batches at once.
+    private func takeWorkspace(tokens: Int) -> BertModel.Workspace {
+        workspace.withLock { idle in
+            guard !idle.isEmpty else { return BertModel.Workspace() }
+            let fits = idle.indices.filter { idle[$0].capacityTokens(hidden: dimensions) >= tokens }
+            let pick = fits.min { idle[$0].capacityTokens(hidden: dimensions) < idle[$1].capacityTokens(hidden: dimensions) }
+                ?? idle.indices.max { idle[$0].capacityTokens(hidden: dimensions) < idle[$1].capacityTokens(hidden: dimensions) }!
+            return idle.remove(at: pick)
+        }
     }
 
     private static func lastComponent(_ path: String) -> String {

@@ -115,18 +115,29 @@ public final class BertModel: Sendable {
 
         public init() {}
 
-        func reserve(tokens: Int, longest: Int, hidden h: Int, intermediate inner: Int) {
-            /// A buffer of at least `count` floats, grown by half again when it must grow.
-            func ensure(_ buffer: inout FloatBuffer, _ count: Int) {
-                if buffer.count < count { buffer = FloatBuffer(count: max(count, buffer.count * 3 / 2)) }
+        /// Tokens a pass may have without growing this workspace, for a model of hidden size `h`.
+        public func capacityTokens(hidden h: Int) -> Int { h > 0 ? hidden.count / h : 0 }
+
+        /// Makes room for a pass of `tokens` tokens; buffers grow by half again when they must, but never beyond what
+        /// `maxTokens` tokens need, so a workspace stays within that bound.
+        func reserve(tokens: Int, longest: Int, hidden h: Int, intermediate inner: Int, maxTokens: Int = .max) {
+            let roomy = max(tokens, maxTokens)
+            func ensure(_ buffer: inout FloatBuffer, _ count: Int, perToken: Int) {
+                if buffer.count < count {
+                    let cap = roomy > Int.max / max(perToken, 1) ? Int.max : roomy * perToken
+                    buffer = FloatBuffer(count: max(count, min(buffer.count * 3 / 2, cap)))
+                }
             }
-            ensure(&hidden, tokens * h)
-            ensure(&residual, tokens * h)
-            ensure(&context, tokens * h)
-            ensure(&qkv, tokens * 3 * h)
-            ensure(&intermediate, min(tokens, BertModel.feedForwardRows) * inner)
-            ensure(&scores, longest * Kernels.paddedStride(longest))
-            ensure(&inverseSums, longest)
+            ensure(&hidden, tokens * h, perToken: h)
+            ensure(&residual, tokens * h, perToken: h)
+            ensure(&context, tokens * h, perToken: h)
+            ensure(&qkv, tokens * 3 * h, perToken: 3 * h)
+            if intermediate.count < min(tokens, BertModel.feedForwardRows) * inner {
+                intermediate = FloatBuffer(count: min(max(tokens, maxTokens), BertModel.feedForwardRows) * inner)
+            }
+            // One sequence's attention scores: at most maxPositions × padded maxPositions.
+            if scores.count < longest * Kernels.paddedStride(longest) { scores = FloatBuffer(count: longest * Kernels.paddedStride(longest)) }
+            if inverseSums.count < longest { inverseSums = FloatBuffer(count: longest) }
         }
     }
 
@@ -134,14 +145,15 @@ public final class BertModel: Sendable {
     /// within the vocabulary), L2-normalised when `normalize` is set. Blocks the calling thread for the
     /// whole pass (about 16-26 ms per 200-token sequence for MiniLM-L6 on this project's machines).
     public func encode(_ sequences: [[Int32]], pooling: SentenceModelFolder.Pooling, normalize: Bool,
-                       workspace: Workspace) -> [[Float]] {
+                       workspace: Workspace, maxTokens: Int = .max) -> [[Float]] {
         guard !sequences.isEmpty else { return [] }
         let h = configuration.hiddenSize
         let total = sequences.reduce(0) { $0 + $1.count }
         let longest = sequences.map(\.count).max() ?? 0
         precondition(sequences.allSatisfy { !$0.isEmpty } && longest <= configuration.maxPositions,
                      "sequences must be non-empty and fit the position table")
-        workspace.reserve(tokens: total, longest: longest, hidden: h, intermediate: configuration.intermediateSize)
+        workspace.reserve(tokens: total, longest: longest, hidden: h, intermediate: configuration.intermediateSize,
+                          maxTokens: maxTokens)
         embed(sequences, into: workspace.hidden.pointer)
         BLAS.withExclusiveAccess {
             for layer in layers {

@@ -49,6 +49,32 @@ struct MiniLMTests {
               + "\(lowest.cosine) (\(lengths[lowest.index]) tokens), largest coordinate difference \(largestDifference)")
     }
 
+    /// A token budget per pass splits batches (down to one text of 256 tokens per pass) without changing any vector.
+    @Test func tokenBudgetSplitsBatchesWithoutChangingVectors() throws {
+        let e = try Self.loaded.get()
+        let small = try BertEmbedder(modelFolder: Fixtures.miniLM, configuration: .init(maxTokensPerPass: 200))
+        let texts = Fixtures.miniLMEncoderTexts.cases.map(\.t)
+        #expect(texts.map(e.tokenCount).reduce(0, +) > 2000, "enough tokens for several passes")
+        for (a, b) in zip(try e.embed(texts), try small.embed(texts)) {
+            #expect(maxAbsDifference(a, b) < 1e-5)
+        }
+    }
+
+    /// A workspace never grows beyond what the budget needs, however large the passes before.
+    @Test func workspaceStaysWithinTheTokenBudget() throws {
+        let e = try Self.loaded.get()
+        let workspace = BertModel.Workspace()
+        let long = [[Int32]](repeating: [Int32](repeating: 1000, count: 256), count: 8)
+        for count in [1, 2, 3, 5, 8] {
+            _ = e.model.encode(Array(long.prefix(count)), pooling: e.folder.pooling, normalize: true, workspace: workspace,
+                               maxTokens: 1024)
+        }
+        #expect(workspace.capacityTokens(hidden: e.dimensions) >= 1024)
+        #expect(workspace.capacityTokens(hidden: e.dimensions) <= 2048, "one pass beyond the budget (8 × 256) may need its size")
+        _ = e.model.encode(Array(long.prefix(2)), pooling: e.folder.pooling, normalize: true, workspace: workspace, maxTokens: 1024)
+        #expect(workspace.capacityTokens(hidden: e.dimensions) <= 2048)
+    }
+
     @Test func publishedSimilarity() throws {
         let e = try Self.loaded.get()
         let v = try e.embed(["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."])

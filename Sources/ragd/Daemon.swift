@@ -471,20 +471,14 @@ final class Embeddings: Sendable {
     }
     let store: Store
     private let current = Mutex(Phase())
-    private let faultProvider = Mutex<(@Sendable () -> String?)?>(nil)
+    private let faultProvider = ProviderSlot<String?>()
     /// Sets where to learn why ingest is blocked (nil when it is not), for the STATUS= line.
-    func setIngestFault(_ provider: @escaping @Sendable () -> String?) { faultProvider.withLock { $0 = provider } }
-    func ingestFault() -> String? {
-        let provider: (@Sendable () -> String?)? = faultProvider.withLock { $0 }
-        return provider?()
-    }
-    private let startingProvider = Mutex<(@Sendable () -> Bool)?>(nil)
+    func setIngestFault(_ provider: @escaping @Sendable () -> String?) { faultProvider.set(provider) }
+    func ingestFault() -> String? { faultProvider() ?? nil }
+    private let startingProvider = ProviderSlot<Bool>()
     /// Sets where to learn whether the first reconciliation is still running (no `ready` before it ends).
-    func setIngestStarting(_ provider: @escaping @Sendable () -> Bool) { startingProvider.withLock { $0 = provider } }
-    func ingestStarting() -> Bool {
-        let provider: (@Sendable () -> Bool)? = startingProvider.withLock { $0 }
-        return provider?() ?? false
-    }
+    func setIngestStarting(_ provider: @escaping @Sendable () -> Bool) { startingProvider.set(provider) }
+    func ingestStarting() -> Bool { startingProvider() ?? false }
     private let waitersReleased = Atomic<Bool>(false)
     /// Broadcast on every change of phase and after every embedding batch.
     private let progress = NSCondition()

@@ -151,8 +151,9 @@ public struct WriteSummary: Sendable, Equatable {
 /// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has). Ids are
 /// big-endian. Chunk ids are reused (see `ChunkIDGuard`); orphaned vectors are bounded by `embeddingCacheOrphans`.
 public final class Store: Sendable {
-    /// Layout version of the tables; bumped on incompatible changes.
-    public static let schemaVersion: UInt32 = 2
+    /// Layout version of the tables; bumped on incompatible changes. 3 added `term_bounds` (an index of schema 2
+    /// is upgraded in place at open).
+    public static let schemaVersion: UInt32 = 3
     /// Longest term stored (LMDB keys are limited to 511 bytes; the analyzer emits far shorter ones).
     public static let maximumTermBytes = 128
     /// Size of one posting entry.
@@ -160,6 +161,8 @@ public final class Store: Sendable {
 
     let env: LMDBEnvironment
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
+    /// Per term, the frontier bounding its BM25 weight (`TermBound`), for dynamic pruning.
+    let termBounds: Table
     /// Orphaned embedding-cache entries, oldest first: sequence number (UInt64 BE) → embedding key.
     let embeddingOrphans: Table
     /// The embedding model in use: its 4-byte tag (first bytes of SHA-256 of its id) and dimension.
@@ -193,14 +196,18 @@ public final class Store: Sendable {
             try env.withWriteTransaction { txn in
                 for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
                                       ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", []),
-                                      ("embedding_orphans", [])] as [(String, TableFlags)] {
+                                      ("embedding_orphans", []), ("term_bounds", [])] as [(String, TableFlags)] {
                     tables.append(try txn.openTable(name, flags: flags, create: true))
                 }
                 let meta = tables[0]
                 if let schema = try txn.get(meta, key: Array("schema".utf8)) {
                     let stored = schema.withUnsafeBytes { readBE32($0) }
                     let storedAnalyzer = try txn.get(meta, key: Array("analyzer".utf8)).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
-                    if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
+                    if stored == 2 && storedAnalyzer == analyzerVersion {
+                        // Schema 2 lacked the term bounds: compute them from the postings.
+                        try Store.rebuildTermBounds(txn, postings: tables[5], norms: tables[4], bounds: tables[8])
+                        try txn.put(meta, key: Array("schema".utf8), value: beKey(Store.schemaVersion))
+                    } else if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
                         throw StoreError(.schemaMismatch,
                             "the index in \(directory) has schema \(stored) and analyzer \(storedAnalyzer); this ragd needs schema \(Store.schemaVersion) and analyzer \(analyzerVersion). Start ragd with --rebuild-index (or delete that folder) to rebuild it from the sources")
                     }
@@ -218,6 +225,7 @@ public final class Store: Sendable {
         }
         (meta, paths, files, chunks, norms, postings, embeddings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6])
         embeddingOrphans = tables[7]
+        termBounds = tables[8]
         memory = ReadWriteLocked(ChunkTable())
         try loadMemoryTable()
         do {
@@ -351,14 +359,16 @@ public final class Store: Sendable {
                 do {
                     return try env.withWriteTransaction { txn in
                         var summary = WriteSummary()
+                        var bounds: [String: TermBound] = [:]
                         for change in changes {
                             switch change {
-                            case .upsert(let file): try upsert(txn, file, &summary, &memoryOps, &state)
+                            case .upsert(let file): try upsert(txn, file, &summary, &memoryOps, &state, &bounds)
                             case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
                             case .delete(let path): try delete(txn, path: path, &summary, &memoryOps, &state)
                             case .move(let from, let to): try move(txn, from: from, to: to, &summary, &memoryOps, &state)
                             }
                         }
+                        try mergeTermBounds(txn, bounds)
                         try settleEmbeddingCache(txn, &state)
                         return summary
                     }
@@ -439,7 +449,8 @@ public final class Store: Sendable {
     }
 
     private func upsert(_ txn: Transaction, _ file: PreparedFile, _ summary: inout WriteSummary,
-                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState) throws {
+                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState,
+                        _ bounds: inout [String: TermBound]) throws {
         let existing = try fileRecord(txn, path: file.path)
         let fileID = try existing?.0 ?? nextID(txn, "next_file")
         // Old chunks by content hash, so unchanged chunks keep their ids (and later their embeddings).
@@ -478,6 +489,7 @@ public final class Store: Sendable {
             let cached = try cachedEmbedding(txn, hash: chunk.contentHash)
             for (term, tf) in chunk.termFrequencies {
                 try txn.put(postings, key: Array(term.utf8), value: postingValue(id, tf))
+                bounds[term, default: TermBound()].add(tf: tf, length: chunk.length)
             }
             newIDs.append(id)
             summary.chunksAdded += 1
@@ -728,6 +740,16 @@ public struct Snapshot {
         try txn.duplicateCount(store.postings, key: Array(term.utf8))
     }
 
+    /// A cursor over the postings of `term` (exhausted at once when the term is absent); close it before the snapshot ends.
+    public func postingCursor(_ term: String) throws -> PostingCursor {
+        try PostingCursor(txn, table: store.postings, term: term)
+    }
+
+    /// The bound of `term`'s BM25 weight over its postings (nil when none is stored).
+    public func termBound(_ term: String) throws -> TermBound? {
+        try txn.withValue(store.termBounds, key: Array(term.utf8)) { TermBound.decode($0) } ?? nil
+    }
+
     public func chunk(_ id: UInt32) throws -> ChunkRecord? {
         try txn.withValue(store.chunks, key: beKey(id)) { try ChunkRecord.decode($0) }
     }
@@ -748,5 +770,13 @@ extension Store {
             let meta = try txn.openTable("meta", create: false)
             try txn.put(meta, key: Array(key.utf8), value: beKey(value))
         }
+    }
+}
+
+extension Store {
+    /// Empties a table of a closed index (tests use it to simulate an index from an older schema).
+    public static func dropTableForTesting(directory: String, table: String) throws {
+        let env = try LMDBEnvironment(directory: directory, mapSize: 64 << 20, maxTables: 16)
+        try env.withWriteTransaction { txn in try txn.drop(try txn.openTable(table, create: true)) }
     }
 }

@@ -36,6 +36,7 @@ while let argument = arguments.next() {
     case "--index": indexPath = arguments.next()
     case "--build-only": buildOnly = true
     case "--recall": recallQueries = Int(arguments.next() ?? "") ?? 0
+    case "--bm25-only": break
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -214,12 +215,14 @@ final class Replay: Embedder, @unchecked Sendable {
     func embed(_ texts: [String]) throws -> [[Float]] { texts.map { vectors[$0]! } }
 }
 let searcher = Searcher(store: store, embedder: Replay(Dictionary(zip(queries, queryVectors), uniquingKeysWith: { a, _ in a })), queryCacheSize: 0)
+let exhaustive = Searcher(store: store, queryCacheSize: 0, pruning: false)
 let termCounts = queries.map { searcher.queryTerms($0).count }
 print("\(queries.count) queries (SciFact claims), \(f(Double(termCounts.reduce(0, +)) / Double(max(queries.count, 1)), 1)) terms on average, at most \(termCounts.max() ?? 0)")
 
 // Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
 let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
-for mode in ["bm25", "bm25 (mtime filter, half the files)", "dense", "hybrid"] {
+let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"] : nil
+for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
     for query in queries {
         let t = Date()
@@ -227,6 +230,8 @@ for mode in ["bm25", "bm25 (mtime filter, half the files)", "dense", "hybrid"] {
         case "bm25": _ = try searcher.searchBM25(query, k: 10)
         case "dense": _ = try searcher.searchDense(query, k: 10)
         case "hybrid": _ = try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
+        case "bm25 exhaustive": _ = try exhaustive.searchBM25(query, k: 10)
+        case "bm25 exhaustive (mtime filter)": _ = try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
         default: _ = try searcher.searchBM25(query, k: 10, filter: halfFilter)
         }
         times.append(Date().timeIntervalSince(t) * 1000)

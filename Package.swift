@@ -57,7 +57,7 @@ let package = Package(
         // The TOML configuration file, with line-accurate errors.
         .target(name: "RagConfig", dependencies: ["RagCore"], swiftSettings: swiftSettings),
         // LMDB environment, schema and the atomic per-file writer.
-        .target(name: "RagStore", dependencies: ["RagCore", "CLMDB"], swiftSettings: swiftSettings),
+        .target(name: "RagStore", dependencies: ["RagCore", "CLMDB", "RagVectorKernels"], swiftSettings: swiftSettings),
         // File reading, chunking, scanning and reconciliation.
         .target(name: "RagIngest", dependencies: [
             "RagCore", "RagStore",

@@ -611,21 +611,33 @@ public final class Store: Sendable {
             model.write { $0 = (id, tag, dimensions) }
             return previous
         }
-        var loaded: [(UInt32, [Float])] = []
+        // Quantised straight from the stored bytes into a new index, swapped in at the end: no float32 copy of
+        // the vectors is ever held (at a million chunks that would be 1.5 GB). Both halves of the id range load
+        // at once, each in its own read transaction.
+        let rows = memory.read { $0.lengths.count }
+        var index = VectorIndex(dimensions: dimensions)
+        index.reserve(rows: rows)
+        let parts = rows >= 65_536 ? 2 : 1
         // Pinned: an id read here keeps naming the same chunk until the vectors are in memory.
-        try withPinnedChunkIDs { try env.withReadTransaction { txn in
-            try txn.forEach(norms) { key, value in
-                guard key.count == 4, value.count == 40 else { return true }
-                let hash = Array(value[8..<40])
-                if let vector = try txn.withValue(embeddings, key: tag + hash, { Store.decodeVector($0, dimensions) }) ?? nil {
-                    loaded.append((readBE32(key), vector))
+        try withPinnedChunkIDs {
+        try index.fillConcurrently(parts: parts) { part, store in
+            let start = UInt32(rows * part / parts), end = UInt32(rows * (part + 1) / parts)
+            try self.env.withReadTransaction { txn in
+                try txn.forEach(self.norms, from: beKey(start)) { key, value in
+                    guard key.count == 4 else { return true }
+                    let id = readBE32(key)
+                    guard id < end else { return false }
+                    guard value.count == 40 else { return true }
+                    _ = try txn.withValue(self.embeddings, key: tag + Array(value[8..<40])) { store(id, $0) }
+                    return true
                 }
-                return true
             }
         }
         memory.write { table in
-            table.vectors.reset(dimensions: dimensions)
-            for (id, vector) in loaded where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
+            for id in 0..<index.scales.count where index.scales[id] != 0 && (id >= table.lengths.count || table.lengths[id] == 0) {
+                index.remove(UInt32(id))
+            }
+            table.vectors = index
         } }
         return previous
     }

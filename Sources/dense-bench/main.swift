@@ -36,7 +36,7 @@ while let argument = arguments.next() {
     case "--index": indexPath = arguments.next()
     case "--build-only": buildOnly = true
     case "--recall": recallQueries = Int(arguments.next() ?? "") ?? 0
-    case "--bm25-only": break
+    case "--bm25-only", "--dense-only": break
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -85,6 +85,16 @@ func residentMB() -> (rss: Double, peak: Double) {
         return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
     }
     return (field("VmRSS:"), field("VmHWM:"))
+}
+/// Resident memory split: anonymous (the process's own) and file-backed (pages of the memory-mapped index, shared
+/// with the page cache and reclaimable).
+func residentSplit() -> String {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
+    }
+    return "anonymous \(f(field("RssAnon:"), 0)) MB, index pages \(f(field("RssFile:") + field("RssShmem:"), 0)) MB"
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -199,7 +209,7 @@ try store.configureModel(id: modelID, dimensions: dims)
 let modelSeconds = Date().timeIntervalSince(t)
 let afterModel = residentMB()
 print("start-up: store open \(f(openSeconds)) s (RSS \(f(afterOpen.rss, 0)) MB), vectors loaded \(f(modelSeconds)) s (RSS \(f(afterModel.rss, 0)) MB); "
-      + "\(store.counts.chunks) chunks, \(store.embeddingCounts.embedded) vectors; RSS before \(f(before.rss, 0)) MB")
+      + "\(store.counts.chunks) chunks, \(store.embeddingCounts.embedded) vectors; RSS before \(f(before.rss, 0)) MB; now \(residentSplit())")
 
 let raw = FileManager.default.contents(atPath: queryFile) ?? Data()
 let allVectors: [Float] = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
@@ -221,7 +231,8 @@ print("\(queries.count) queries (SciFact claims), \(f(Double(termCounts.reduce(0
 
 // Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
 let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
-let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"] : nil
+let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"]
+    : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil
 for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
     for query in queries {
@@ -239,7 +250,7 @@ for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "
     print("\(mode): p50 \(f(percentile(times, 50))) ms, p99 \(f(percentile(times, 99))) ms, max \(f(times.max() ?? 0)) ms over \(queries.count) queries (k=10, encoder excluded)")
 }
 let end = residentMB()
-print("RSS after the queries \(f(end.rss, 0)) MB, peak \(f(end.peak, 0)) MB")
+print("RSS after the queries \(f(end.rss, 0)) MB (\(residentSplit())), peak \(f(end.peak, 0)) MB")
 
 // MARK: Recall@10 of dense search against the exact float32 scan (vectors regenerated from the chunk ids).
 

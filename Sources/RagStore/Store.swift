@@ -148,7 +148,8 @@ public struct WriteSummary: Sendable, Equatable {
 /// Tables: `meta` (schema and analyzer versions, id counters), `paths` (path key → file id),
 /// `files` (file id → `FileRecord`), `chunks` (chunk id → `ChunkRecord`), `norms` (chunk id → file id and length),
 /// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`), `embeddings` (model tag +
-/// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has). Ids are
+/// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has),
+/// `term_bounds` (term → `TermBound`, for BM25 pruning). Ids are
 /// big-endian. Chunk ids are reused (see `ChunkIDGuard`); orphaned vectors are bounded by `embeddingCacheOrphans`.
 public final class Store: Sendable {
     /// Layout version of the tables; bumped on incompatible changes. 3 added `term_bounds` (an index of schema 2

@@ -58,7 +58,7 @@ let package = Package(
         // The TOML configuration file, with line-accurate errors.
         .target(name: "RagConfig", dependencies: ["RagCore"], swiftSettings: swiftSettings),
         // LMDB environment, schema and the atomic per-file writer.
-        .target(name: "RagStore", dependencies: ["RagCore", "CLMDB"], swiftSettings: swiftSettings),
+        .target(name: "RagStore", dependencies: ["RagCore", "CLMDB", "RagVectorKernels"], swiftSettings: swiftSettings),
         // gzip decompression with a bound on the output (gzipped documents).
         .target(name: "RagGzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // File reading, chunking, scanning and reconciliation.

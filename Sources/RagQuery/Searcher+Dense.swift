@@ -1,6 +1,8 @@
 import RagCore
 import RagStore
 import RagVectorKernels
+import Dispatch
+import Glibc
 import Synchronization
 
 /// How BM25 and dense rankings are combined in hybrid mode.
@@ -104,50 +106,36 @@ extension Searcher {
     }
 
     /// Top candidates by int8 approximation, re-scored exactly: (chunk id, cosine), best first.
-    func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter) throws -> [(UInt32, Double)] {
+    /// `threads` overrides the split of the scan (tests).
+    func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter, threads: Int? = nil) throws -> [(UInt32, Double)] {
         let (codes, queryScale) = VectorIndex.quantise(vector)
         let candidateCount = max(k * 4, 64)
         let approximate: [(UInt32, Float)] = store.withChunkTable { table in
             let vectors = table.vectors
             let dims = vectors.dimensions
             guard dims == vector.count, vectors.count > 0 else { return [] }
-            var heap = TopK(k: candidateCount)
-            var allowedFile: [UInt32: Bool] = [:]
-            let filtering = !filter.isEmpty
-            // Score rows in blocks with the vectorised kernel, then filter and keep the best.
             let rowCount = min(vectors.scales.count, table.lengths.count)
-            let block = 4096
-            var sums = [Int32](repeating: 0, count: block)
-            vectors.codes.withUnsafeBufferPointer { rows in
+            // Large scans are split in contiguous halves over the cores (memory bandwidth is the limit, and one
+            // core does not reach it); each part keeps its own heap, merged at the end.
+            let parts = max(1, min(threads ?? (rowCount >= Searcher.parallelScanRows ? Searcher.scanThreads : 1), rowCount))
+            let admission = FileAdmission(filter: filter, table: table)
+            let heaps = vectors.codes.withUnsafeBufferPointer { rows in
                 codes.withUnsafeBufferPointer { q in
                     vectors.scales.withUnsafeBufferPointer { scales in
-                        sums.withUnsafeMutableBufferPointer { out in
-                            var start = 0
-                            while start < rowCount {
-                                let count = min(block, rowCount - start)
-                                VectorKernels.dotRows(query: q.baseAddress!, rows: rows.baseAddress! + start * dims, rowCount: count,
-                                                      dims: dims, scores: out.baseAddress!)
-                                for offset in 0..<count {
-                                    let index = start + offset
-                                    guard scales[index] != 0 && table.lengths[index] != 0 else { continue }
-                                    if filtering {
-                                        let file = table.fileOf[index]
-                                        let allowed: Bool
-                                        if let cached = allowedFile[file] { allowed = cached } else {
-                                            allowed = table.files[file].map(filter.matches) ?? false
-                                            allowedFile[file] = allowed
-                                        }
-                                        if !allowed { continue }
-                                    }
-                                    heap.insert(id: UInt32(index), score: Float(out[offset]) * scales[index] * queryScale)
-                                }
-                                start += count
+                        table.lengths.withUnsafeBufferPointer { lengths in
+                            let shared = ScanInput(rows: rows.baseAddress!, query: q.baseAddress!, scales: scales.baseAddress!,
+                                                   lengths: lengths.baseAddress!, dims: dims, queryScale: queryScale)
+                            return forEachPart(parts) { part in
+                                let start = rowCount * part / parts, end = rowCount * (part + 1) / parts
+                                return shared.scan(start..<end, keep: candidateCount, admission: admission)
                             }
                         }
                     }
                 }
             }
-            return heap.sorted()
+            var merged = TopK(k: candidateCount)
+            for heap in heaps { for (id, score) in heap.sorted() { merged.insert(id: id, score: score) } }
+            return merged.sorted()
         }
         var exact: [(UInt32, Double)] = []
         try store.withSnapshot { snapshot in
@@ -171,6 +159,98 @@ extension Searcher {
             }
             return hits
         }
+    }
+}
+
+extension Searcher {
+    /// Rows from which the dense scan is split over threads.
+    static let parallelScanRows = 65_536
+    /// Threads of one dense scan: the cores, at most 4.
+    static let scanThreads = max(1, min(4, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+}
+
+/// Runs `body` for each part in `0..<parts` at once (the calling thread takes one), returning the results in order.
+func forEachPart<T>(_ parts: Int, _ body: (Int) -> T) -> [T] {
+    if parts <= 1 { return [body(0)] }
+    let results = UnsafeMutableBufferPointer<T?>.allocate(capacity: parts)
+    results.initialize(repeating: nil)
+    defer {
+        _ = results.deinitialize()
+        results.deallocate()
+    }
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable((body, results))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in shared.value.1[part] = shared.value.0(part) }
+    }
+    return results.map { $0! }
+}
+
+/// A value handed to worker threads whose safety the caller guarantees (disjoint writes, reads under a held lock).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Whether each file passes a filter, decided once per file and query even when several threads ask.
+final class FileAdmission: @unchecked Sendable {
+    let filtering: Bool
+    private let filter: ChunkFilter
+    private let files: [UInt32: FileInfo]
+    let fileOf: [UInt32]
+    private let decided = Mutex<[UInt32: Bool]>([:])
+
+    init(filter: ChunkFilter, table: ChunkTable) {
+        self.filter = filter
+        self.filtering = !filter.isEmpty
+        self.files = table.files
+        self.fileOf = table.fileOf
+    }
+
+    func admits(file: UInt32) -> Bool {
+        decided.withLock { decided in
+            if let known = decided[file] { return known }
+            let allowed = files[file].map(filter.matches) ?? false
+            decided[file] = allowed
+            return allowed
+        }
+    }
+}
+
+/// The in-memory codes one dense scan reads (valid while the chunk table's read lock is held).
+struct ScanInput: @unchecked Sendable {
+    let rows: UnsafePointer<Int8>, query: UnsafePointer<Int8>, scales: UnsafePointer<Float>, lengths: UnsafePointer<UInt32>
+    let dims: Int, queryScale: Float
+
+    /// The best `keep` rows of `range` by approximate cosine, among live chunks that pass the filter.
+    func scan(_ range: Range<Int>, keep: Int, admission: FileAdmission) -> TopK {
+        var heap = TopK(k: keep)
+        let block = 4096
+        var sums = [Int32](repeating: 0, count: block)
+        var lastFile = UInt32.max, lastAllowed = false
+        sums.withUnsafeMutableBufferPointer { out in
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let count = min(block, range.upperBound - start)
+                VectorKernels.dotRows(query: query, rows: rows + start * dims, rowCount: count, dims: dims, scores: out.baseAddress!)
+                for offset in 0..<count {
+                    let index = start + offset
+                    guard scales[index] != 0 && lengths[index] != 0 else { continue }
+                    if admission.filtering {
+                        let file = admission.fileOf[index]
+                        if file != lastFile {
+                            lastFile = file
+                            lastAllowed = admission.admits(file: file)
+                        }
+                        if !lastAllowed { continue }
+                    }
+                    let score = Float(out[offset]) * scales[index] * queryScale
+                    if heap.isFull, let worst = heap.worstScore, score < worst { continue }
+                    heap.insert(id: UInt32(index), score: score)
+                }
+                start += count
+            }
+        }
+        return heap
     }
 }
 

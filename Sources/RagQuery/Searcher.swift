@@ -86,8 +86,13 @@ public final class Searcher: Sendable {
     let queryCache: QueryVectorCache
     private let analyzer = Analyzer()
 
-    public init(store: Store, parameters: BM25Parameters = .init(), embedder: (any Embedder)? = nil, queryCacheSize: Int = 256) {
+    /// Whether BM25 uses MaxScore pruning (`false` scores every posting: same results, for comparisons).
+    public let pruning: Bool
+
+    public init(store: Store, parameters: BM25Parameters = .init(), embedder: (any Embedder)? = nil, queryCacheSize: Int = 256,
+                pruning: Bool = true) {
         self.store = store
+        self.pruning = pruning
         self.parameters = parameters
         self.embedderSlot = Mutex(embedder)
         self.queryCache = QueryVectorCache(capacity: queryCacheSize)
@@ -117,17 +122,20 @@ public final class Searcher: Sendable {
         }
     }
 
-    /// BM25 (chunk id, score) pairs, best first.
-    func bm25Ranking(_ query: String, k: Int, filter: ChunkFilter) throws -> [(UInt32, Float)] {
+    /// BM25 (chunk id, score) pairs, best first. `pruned: false` scores every posting (the reference that tests
+    /// compare dynamic pruning with).
+    func bm25Ranking(_ query: String, k: Int, filter: ChunkFilter, pruned: Bool? = nil) throws -> [(UInt32, Float)] {
         let terms = queryTerms(query)
         guard !terms.isEmpty, k > 0 else { return [] }
         return try store.withSnapshot { snapshot in
             try store.withChunkTable { table in
-                try score(terms, k: k, filter: filter, table: table, snapshot: snapshot)
+                pruned ?? pruning ? try scoreMaxScore(terms, k: k, filter: filter, table: table, snapshot: snapshot)
+                    : try score(terms, k: k, filter: filter, table: table, snapshot: snapshot)
             }
         }
     }
 
+    /// Exhaustive term-at-a-time scoring: every posting of every query term.
     private func score(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
         let n = Double(table.chunkCount)
@@ -191,6 +199,11 @@ struct TopK {
         self.k = k
         items.reserveCapacity(min(k, 4096))
     }
+
+    /// Whether `k` items are held (so the worst of them is a threshold).
+    var isFull: Bool { items.count >= k }
+    /// The lowest score held.
+    var worstScore: Float? { items.first?.score }
 
     /// Whether `a` ranks below `b`.
     @inline(__always) private static func worse(_ a: (id: UInt32, score: Float), _ b: (id: UInt32, score: Float)) -> Bool {

@@ -214,6 +214,22 @@ struct Transaction {
         }
     }
 
+    /// Visits each distinct key of a duplicates table once, in key order.
+    func forEachKey(_ table: Table, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, table.dbi, &cursor))
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val(), data = MDB_val()
+        var op = MDB_FIRST
+        while true {
+            let rc = mdb_cursor_get(cursor, &key, &data, op)
+            if rc == MDB_NOTFOUND { return }
+            try check(rc)
+            try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size))
+            op = MDB_NEXT_NODUP
+        }
+    }
+
     /// Visits (key, value) pairs in key order starting at the first key ≥ `start`; `body` returns false to stop.
     func forEach(_ table: Table, from start: [UInt8], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         var cursor: OpaquePointer?

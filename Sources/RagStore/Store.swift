@@ -148,11 +148,13 @@ public struct WriteSummary: Sendable, Equatable {
 /// Tables: `meta` (schema and analyzer versions, id counters), `paths` (path key → file id),
 /// `files` (file id → `FileRecord`), `chunks` (chunk id → `ChunkRecord`), `norms` (chunk id → file id and length),
 /// `postings` (term → sorted fixed-size duplicates `[chunk id: UInt32 BE][tf: UInt16 BE]`), `embeddings` (model tag +
-/// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has). Ids are
+/// content hash → vector), `embedding_orphans` (sequence → embeddings key of a content no live chunk has),
+/// `term_bounds` (term → `TermBound`, for BM25 pruning). Ids are
 /// big-endian. Chunk ids are reused (see `ChunkIDGuard`); orphaned vectors are bounded by `embeddingCacheOrphans`.
 public final class Store: Sendable {
-    /// Layout version of the tables; bumped on incompatible changes.
-    public static let schemaVersion: UInt32 = 2
+    /// Layout version of the tables; bumped on incompatible changes. 3 added `term_bounds` (an index of schema 2
+    /// is upgraded in place at open).
+    public static let schemaVersion: UInt32 = 3
     /// Longest term stored (LMDB keys are limited to 511 bytes; the analyzer emits far shorter ones).
     public static let maximumTermBytes = 128
     /// Size of one posting entry.
@@ -160,6 +162,8 @@ public final class Store: Sendable {
 
     let env: LMDBEnvironment
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
+    /// Per term, the frontier bounding its BM25 weight (`TermBound`), for dynamic pruning.
+    let termBounds: Table
     /// Orphaned embedding-cache entries, oldest first: sequence number (UInt64 BE) → embedding key.
     let embeddingOrphans: Table
     /// The embedding model in use: its 4-byte tag (first bytes of SHA-256 of its id) and dimension.
@@ -193,14 +197,18 @@ public final class Store: Sendable {
             try env.withWriteTransaction { txn in
                 for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
                                       ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", []),
-                                      ("embedding_orphans", [])] as [(String, TableFlags)] {
+                                      ("embedding_orphans", []), ("term_bounds", [])] as [(String, TableFlags)] {
                     tables.append(try txn.openTable(name, flags: flags, create: true))
                 }
                 let meta = tables[0]
                 if let schema = try txn.get(meta, key: Array("schema".utf8)) {
                     let stored = schema.withUnsafeBytes { readBE32($0) }
                     let storedAnalyzer = try txn.get(meta, key: Array("analyzer".utf8)).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
-                    if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
+                    if stored == 2 && storedAnalyzer == analyzerVersion {
+                        // Schema 2 lacked the term bounds: compute them from the postings.
+                        try Store.rebuildTermBounds(txn, postings: tables[5], norms: tables[4], bounds: tables[8])
+                        try txn.put(meta, key: Array("schema".utf8), value: beKey(Store.schemaVersion))
+                    } else if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
                         throw StoreError(.schemaMismatch,
                             "the index in \(directory) has schema \(stored) and analyzer \(storedAnalyzer); this ragd needs schema \(Store.schemaVersion) and analyzer \(analyzerVersion). Start ragd with --rebuild-index (or delete that folder) to rebuild it from the sources")
                     }
@@ -218,6 +226,7 @@ public final class Store: Sendable {
         }
         (meta, paths, files, chunks, norms, postings, embeddings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6])
         embeddingOrphans = tables[7]
+        termBounds = tables[8]
         memory = ReadWriteLocked(ChunkTable())
         try loadMemoryTable()
         do {
@@ -355,14 +364,16 @@ public final class Store: Sendable {
                 do {
                     return try env.withWriteTransaction { txn in
                         var summary = WriteSummary()
+                        var bounds: [String: TermBound] = [:]
                         for change in changes {
                             switch change {
-                            case .upsert(let file): try upsert(txn, file, &summary, &memoryOps, &state)
+                            case .upsert(let file): try upsert(txn, file, &summary, &memoryOps, &state, &bounds)
                             case .touch(let path, let size, let mtime): try touch(txn, path: path, size: size, mtime: mtime, &memoryOps)
                             case .delete(let path): try delete(txn, path: path, &summary, &memoryOps, &state)
                             case .move(let from, let to): try move(txn, from: from, to: to, &summary, &memoryOps, &state)
                             }
                         }
+                        try mergeTermBounds(txn, bounds)
                         try settleEmbeddingCache(txn, &state)
                         return summary
                     }
@@ -443,7 +454,8 @@ public final class Store: Sendable {
     }
 
     private func upsert(_ txn: Transaction, _ file: PreparedFile, _ summary: inout WriteSummary,
-                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState) throws {
+                        _ memoryOps: inout [(inout ChunkTable) -> Void], _ state: inout WriterState,
+                        _ bounds: inout [String: TermBound]) throws {
         let existing = try fileRecord(txn, path: file.path)
         let fileID = try existing?.0 ?? nextID(txn, "next_file")
         // Old chunks by content hash, so unchanged chunks keep their ids (and later their embeddings).
@@ -482,6 +494,7 @@ public final class Store: Sendable {
             let cached = try cachedEmbedding(txn, hash: chunk.contentHash)
             for (term, tf) in chunk.termFrequencies {
                 try txn.put(postings, key: Array(term.utf8), value: postingValue(id, tf))
+                bounds[term, default: TermBound()].add(tf: tf, length: chunk.length)
             }
             newIDs.append(id)
             summary.chunksAdded += 1
@@ -603,21 +616,33 @@ public final class Store: Sendable {
             model.write { $0 = (id, tag, dimensions) }
             return previous
         }
-        var loaded: [(UInt32, [Float])] = []
+        // Quantised straight from the stored bytes into a new index, swapped in at the end: no float32 copy of
+        // the vectors is ever held (at a million chunks that would be 1.5 GB). Both halves of the id range load
+        // at once, each in its own read transaction.
+        let rows = memory.read { $0.lengths.count }
+        var index = VectorIndex(dimensions: dimensions)
+        index.reserve(rows: rows)
+        let parts = rows >= 65_536 ? 2 : 1
         // Pinned: an id read here keeps naming the same chunk until the vectors are in memory.
-        try withPinnedChunkIDs { try env.withReadTransaction { txn in
-            try txn.forEach(norms) { key, value in
-                guard key.count == 4, value.count == 40 else { return true }
-                let hash = Array(value[8..<40])
-                if let vector = try txn.withValue(embeddings, key: tag + hash, { Store.decodeVector($0, dimensions) }) ?? nil {
-                    loaded.append((readBE32(key), vector))
+        try withPinnedChunkIDs {
+        try index.fillConcurrently(parts: parts) { part, store in
+            let start = UInt32(rows * part / parts), end = UInt32(rows * (part + 1) / parts)
+            try self.env.withReadTransaction { txn in
+                try txn.forEach(self.norms, from: beKey(start)) { key, value in
+                    guard key.count == 4 else { return true }
+                    let id = readBE32(key)
+                    guard id < end else { return false }
+                    guard value.count == 40 else { return true }
+                    _ = try txn.withValue(self.embeddings, key: tag + Array(value[8..<40])) { store(id, $0) }
+                    return true
                 }
-                return true
             }
         }
         memory.write { table in
-            table.vectors.reset(dimensions: dimensions)
-            for (id, vector) in loaded where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
+            for id in 0..<index.scales.count where index.scales[id] != 0 && (id >= table.lengths.count || table.lengths[id] == 0) {
+                index.remove(UInt32(id))
+            }
+            table.vectors = index
         } }
         return previous
     }
@@ -732,6 +757,16 @@ public struct Snapshot {
         try txn.duplicateCount(store.postings, key: Array(term.utf8))
     }
 
+    /// A cursor over the postings of `term` (exhausted at once when the term is absent); close it before the snapshot ends.
+    public func postingCursor(_ term: String) throws -> PostingCursor {
+        try PostingCursor(txn, table: store.postings, term: term)
+    }
+
+    /// The bound of `term`'s BM25 weight over its postings (nil when none is stored).
+    public func termBound(_ term: String) throws -> TermBound? {
+        try txn.withValue(store.termBounds, key: Array(term.utf8)) { TermBound.decode($0) } ?? nil
+    }
+
     public func chunk(_ id: UInt32) throws -> ChunkRecord? {
         try txn.withValue(store.chunks, key: beKey(id)) { try ChunkRecord.decode($0) }
     }
@@ -752,5 +787,13 @@ extension Store {
             let meta = try txn.openTable("meta", create: false)
             try txn.put(meta, key: Array(key.utf8), value: beKey(value))
         }
+    }
+}
+
+extension Store {
+    /// Empties a table of a closed index (tests use it to simulate an index from an older schema).
+    public static func dropTableForTesting(directory: String, table: String) throws {
+        let env = try LMDBEnvironment(directory: directory, mapSize: 64 << 20, maxTables: 16)
+        try env.withWriteTransaction { txn in try txn.drop(try txn.openTable(table, create: true)) }
     }
 }

@@ -11,3 +11,29 @@ public enum VectorKernels {
         }
     }
 }
+
+extension VectorKernels {
+    /// Symmetric int8 quantisation of `count` little-endian float32 values at `values` (any alignment) into
+    /// `codes` (-127…127, rounded half away from zero); returns the scale that maps codes back (max |x| / 127),
+    /// 0 for a zero vector.
+    public static func quantise(_ values: UnsafeRawPointer, count: Int, into codes: UnsafeMutablePointer<Int8>) -> Float {
+        var maxAbs: Float = 0
+        for d in 0..<count {
+            let x = Float(bitPattern: UInt32(littleEndian: values.loadUnaligned(fromByteOffset: d * 4, as: UInt32.self)))
+            maxAbs = max(maxAbs, abs(x))
+        }
+        guard maxAbs > 0 else {
+            for d in 0..<count { codes[d] = 0 }
+            return 0
+        }
+        let scale = maxAbs / 127
+        let inverse = 1 / scale
+        for d in 0..<count {
+            let x = Float(bitPattern: UInt32(littleEndian: values.loadUnaligned(fromByteOffset: d * 4, as: UInt32.self))) * inverse
+            // Truncation after adding ±0.5, clamped: |x| ≤ 127 plus rounding error.
+            let rounded = Int32(x + (x < 0 ? -0.5 : 0.5))
+            codes[d] = Int8(truncatingIfNeeded: min(127, max(-127, rounded)))
+        }
+        return scale
+    }
+}

@@ -1,9 +1,17 @@
-// Dense and hybrid query latency at scale: builds an index of N synthetic chunks (text recombined from a word
-// list, random unit vectors for the bulk, as the issue allows), then times searches with query vectors taken from
-// the real encoder when a model folder is given (else random), and prints p50/p99.
+// Query latency, start-up time and memory at scale on a synthetic index of N chunks.
+//
+// What is synthetic: chunk texts are real sentences (SciFact's corpus) recombined at random, ten chunks per file,
+// a hundred files per folder; chunk vectors are random unit vectors (deterministic per chunk id, so the exact
+// float32 nearest neighbours can be recomputed for recall). Queries are real: SciFact's claims, with vectors from
+// the real encoder when a model folder is given (else random).
 //
 //   swift build -c release --product dense-bench
-//   .build/release/dense-bench [--chunks 100000] [--queries 1000] [--model models/all-MiniLM-L6-v2]
+//   .build/release/dense-bench --chunks 1000000 --index /tmp/ix --build-only --model models/all-MiniLM-L6-v2 \
+//       --corpus ../shared/data/scifact/corpus.jsonl --queries-file ../shared/data/scifact/queries.jsonl
+//   .build/release/dense-bench --index /tmp/ix --recall 100      # open, time start-up, queries, RSS, recall
+//   (--bm25-only or --dense-only: those modes; --as-schema-2: time the upgrade of a schema-2 index at open)
+//
+// Without `--index` the index is built in a temporary folder and measured in the same process.
 import Foundation
 import RagCore
 import RagEmbed
@@ -13,66 +21,204 @@ import RagStore
 var chunkCount = 100_000
 var queryCount = 1000
 var modelFolder: String? = nil
+var corpusPath = "../shared/data/scifact/corpus.jsonl"
+var queriesPath = "../shared/data/scifact/queries.jsonl"
+var indexPath: String? = nil
+var buildOnly = false
+var recallQueries = 0
+var asSchema2 = false  // mark the index as schema 2, so that opening it times the upgrade
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--chunks": chunkCount = Int(arguments.next() ?? "") ?? chunkCount
     case "--queries": queryCount = Int(arguments.next() ?? "") ?? queryCount
     case "--model": modelFolder = arguments.next()
+    case "--corpus": corpusPath = arguments.next() ?? corpusPath
+    case "--queries-file": queriesPath = arguments.next() ?? queriesPath
+    case "--index": indexPath = arguments.next()
+    case "--build-only": buildOnly = true
+    case "--recall": recallQueries = Int(arguments.next() ?? "") ?? 0
+    case "--bm25-only", "--dense-only": break
+    case "--as-schema-2": asSchema2 = true
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
 }
 
-let words = ("index vector query socket daemon journal watch chunk heading posting stemmer token model embed cosine "
-    + "fusion filter latency memory folder rename signal reload config backup restore kernel inotify systemd").split(separator: " ").map(String.init)
-var generator = SystemRandomNumberGenerator()
-func randomUnitVector(_ dims: Int) -> [Float] {
-    var v = (0..<dims).map { _ in Float.random(in: -1...1) }
-    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-    for i in v.indices { v[i] /= norm }
+/// SplitMix64: a fast, seedable generator (the bulk vectors are a function of the chunk id).
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let dims = 384
+/// The random unit vector of chunk `id` (uniform in the cube, normalised).
+func chunkVector(_ id: UInt32) -> [Float] {
+    var rng = SplitMix(seed: UInt64(id) &* 0x2545_F491_4F6C_DD1D ^ 0xDEAD_BEEF)
+    var v = [Float](repeating: 0, count: dims)
+    var norm: Float = 0
+    for i in 0..<dims {
+        let x = Float(Int64(bitPattern: (rng.next() >> 11) << 11) >> 11) / Float(1 << 52)
+        v[i] = x
+        norm += x * x
+    }
+    let inverse = 1 / norm.squareRoot()
+    for i in 0..<dims { v[i] *= inverse }
     return v
 }
 
-let dir = NSTemporaryDirectory() + "/dense-bench-\(getpid())"
-defer { try? FileManager.default.removeItem(atPath: dir) }
-let store = try Store(directory: dir, configuration: .init(mapSize: 16 << 30))
-let dims = 384
-try store.configureModel(id: "bench-random-\(dims)", dimensions: dims)
-let analyzer = Analyzer()
-let started = Date()
-var id = 0
-while id < chunkCount {
-    var changes: [IndexChange] = []
-    for f in 0..<100 where id < chunkCount {
-        var chunks: [PreparedChunk] = []
-        for c in 0..<10 where id < chunkCount {
-            let text = (0..<60).map { _ in words.randomElement(using: &generator)! }.joined(separator: " ") + " item\(id)"
-            chunks.append(PreparedChunk(text: text, lines: (c * 5 + 1)...(c * 5 + 4), headings: ["Doc \(id / 10)"], analyzer: analyzer))
-            id += 1
-        }
-        changes.append(.upsert(PreparedFile(path: "/bench/f\(id / 10)-\(f).md", size: 1, mtimeNanos: 1,
-                                            contentHash: SHA256.hash(Array("\(id)".utf8)), title: nil, tags: [], chunks: chunks)))
+func jsonLines(_ path: String) -> [[String: Any]] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        FileHandle.standardError.write("cannot read \(path)\n".data(using: .utf8)!)
+        exit(2)
     }
-    try store.apply(changes)
-    let missing = store.chunksWithoutEmbedding(limit: 100_000)
-    let inputs = try store.embeddingInputs(missing)
-    try store.storeEmbeddings(inputs.map { (id: $0.id, hash: $0.hash, vector: randomUnitVector(dims)) })
+    return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
 }
-print("built \(store.counts.chunks) chunks with vectors in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
 
-var queryVectors: [[Float]] = []
-var encodeTimes: [Double] = []
-if let modelFolder {
-    let embedder = try BertEmbedder(modelFolder: modelFolder, configuration: .init(blasThreads: 1))
-    for n in 0..<queryCount {
-        let text = "how do I " + (0..<5).map { _ in words.randomElement(using: &generator)! }.joined(separator: " ") + " \(n)"
-        let t = Date()
-        queryVectors.append(try embedder.embed([text])[0])
-        encodeTimes.append(Date().timeIntervalSince(t) * 1000)
+func residentMB() -> (rss: Double, peak: Double) {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
     }
-} else {
-    queryVectors = (0..<queryCount).map { _ in randomUnitVector(dims) }
+    return (field("VmRSS:"), field("VmHWM:"))
 }
+/// Resident memory split: anonymous (the process's own) and file-backed (pages of the memory-mapped index, shared
+/// with the page cache and reclaimable).
+func residentSplit() -> String {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
+    }
+    return "anonymous \(f(field("RssAnon:"), 0)) MB, index pages \(f(field("RssFile:") + field("RssShmem:"), 0)) MB"
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count - 1)).rounded()))]
+}
+func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
+
+let temporary = indexPath == nil
+let dir = indexPath ?? NSTemporaryDirectory() + "/dense-bench-\(getpid())"
+defer { if temporary { try? FileManager.default.removeItem(atPath: dir) } }
+let modelID = "bench-random-\(dims)"
+let queryFile = dir + "/bench-queries.f32"
+let storeConfiguration = StoreConfiguration(mapSize: 16 << 30)
+let queryTexts = jsonLines(queriesPath).compactMap { $0["text"] as? String }
+
+// MARK: Build (when the index is new)
+
+if !FileManager.default.fileExists(atPath: dir + "/data.mdb") {
+    var sentences: [String] = []
+    var titles: [String] = []
+    /// Result slots filled by concurrent workers, each writing its own index.
+    final class Slots: @unchecked Sendable {
+        let items: UnsafeMutableBufferPointer<PreparedFile?>
+        init(_ count: Int) {
+            items = .allocate(capacity: count)
+            items.initialize(repeating: nil)
+        }
+        deinit {
+            _ = items.deinitialize()
+            items.deallocate()
+        }
+    }
+    /// `count` files from file number `first / chunksPerFile`, analyzed on all cores.
+    func makeFiles(first: Int, count: Int, chunksPerFile: Int, total: Int, sentences: [String], titles: [String],
+                   analyzer: Analyzer) -> [PreparedFile] {
+        let slots = Slots(count)
+        DispatchQueue.concurrentPerform(iterations: count) { n in
+            let fileNumber = first / chunksPerFile + n
+            var rng = SplitMix(seed: UInt64(fileNumber))
+            var chunks: [PreparedChunk] = []
+            for c in 0..<chunksPerFile where fileNumber * chunksPerFile + c < total {
+                var words = 0
+                var parts: [String] = []
+                while words < 60 {
+                    let s = sentences[Int(rng.next() % UInt64(sentences.count))]
+                    parts.append(s)
+                    words += s.split(separator: " ").count
+                }
+                chunks.append(PreparedChunk(text: parts.joined(separator: ". ") + ".", lines: (c * 5 + 1)...(c * 5 + 4),
+                                            headings: [titles[Int(rng.next() % UInt64(titles.count))]], analyzer: analyzer))
+            }
+            slots.items[n] = PreparedFile(path: "/bench/d\(fileNumber / 100)/f\(fileNumber).md", size: 1, mtimeNanos: Int64(fileNumber),
+                                          contentHash: SHA256.hash(Array("\(fileNumber)".utf8)), title: nil, tags: [], chunks: chunks)
+        }
+        return slots.items.compactMap { $0 }
+    }
+    for doc in jsonLines(corpusPath) {
+        if let title = doc["title"] as? String { titles.append(title) }
+        for s in ((doc["text"] as? String) ?? "").components(separatedBy: ". ") where s.count > 20 { sentences.append(s) }
+    }
+    let store = try Store(directory: dir, configuration: storeConfiguration)
+    try store.configureModel(id: modelID, dimensions: dims)
+    let analyzer = Analyzer()
+    let started = Date()
+    let filesPerBatch = 500, chunksPerFile = 10
+    var next = 0
+    while next < chunkCount {
+        let first = next
+        let fileCount = min(filesPerBatch, (chunkCount - first + chunksPerFile - 1) / chunksPerFile)
+        // Analysis on both cores, then one write transaction for the batch.
+        let files = makeFiles(first: first, count: fileCount, chunksPerFile: chunksPerFile, total: chunkCount,
+                              sentences: sentences, titles: titles, analyzer: analyzer)
+        next += files.reduce(0) { $0 + $1.chunks.count }
+        try store.apply(files.map { .upsert($0) })
+        let inputs = try store.embeddingInputs(store.chunksWithoutEmbedding(limit: 100_000))
+        try store.storeEmbeddings(inputs.map { (id: $0.id, hash: $0.hash, vector: chunkVector($0.id)) })
+        if (next / (filesPerBatch * chunksPerFile)) % 20 == 0 {
+            print("  \(next) chunks, \(f(Date().timeIntervalSince(started), 0)) s")
+        }
+    }
+    print("built \(store.counts.chunks) chunks in \(store.counts.files) files with vectors in \(f(Date().timeIntervalSince(started), 1)) s")
+
+    var vectors: [Float] = []
+    if let modelFolder {
+        let embedder = try BertEmbedder(modelFolder: modelFolder, configuration: .init(blasThreads: 1))
+        for text in queryTexts.prefix(queryCount) { vectors += try embedder.embed([text])[0] }
+        print("query vectors from the encoder in \(modelFolder)")
+    } else {
+        var rng = SplitMix(seed: 42)
+        for _ in queryTexts.prefix(queryCount) {
+            var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for i in v.indices { v[i] /= norm }
+            vectors += v
+        }
+        print("random query vectors (no --model)")
+    }
+    FileManager.default.createFile(atPath: queryFile, contents: vectors.withUnsafeBytes { Data($0) })
+}
+if buildOnly { exit(0) }
+
+// MARK: Start-up, as ragd does it: open the store (chunk table), then select the model (vector index).
+
+if asSchema2 { try Store.overwriteMetaForTesting(directory: dir, key: "schema", value: 2) }
+let before = residentMB()
+var t = Date()
+let store = try Store(directory: dir, configuration: storeConfiguration)
+let openSeconds = Date().timeIntervalSince(t)
+let afterOpen = residentMB()
+t = Date()
+try store.configureModel(id: modelID, dimensions: dims)
+let modelSeconds = Date().timeIntervalSince(t)
+let afterModel = residentMB()
+print("start-up: store open \(f(openSeconds)) s (RSS \(f(afterOpen.rss, 0)) MB), vectors loaded \(f(modelSeconds)) s (RSS \(f(afterModel.rss, 0)) MB); "
+      + "\(store.counts.chunks) chunks, \(store.embeddingCounts.embedded) vectors; RSS before \(f(before.rss, 0)) MB; now \(residentSplit())")
+
+let raw = FileManager.default.contents(atPath: queryFile) ?? Data()
+let allVectors: [Float] = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+let queries = Array(queryTexts.prefix(min(queryCount, allVectors.count / dims)))
+let queryVectors = queries.indices.map { Array(allVectors[$0 * dims..<($0 + 1) * dims]) }
 
 /// A stand-in encoder that returns precomputed vectors, so search timing excludes the encoder.
 final class Replay: Embedder, @unchecked Sendable {
@@ -82,26 +228,56 @@ final class Replay: Embedder, @unchecked Sendable {
     init(_ vectors: [String: [Float]]) { self.vectors = vectors }
     func embed(_ texts: [String]) throws -> [[Float]] { texts.map { vectors[$0]! } }
 }
-let queries = (0..<queryCount).map { "q\($0) " + words[$0 % words.count] }
-let searcher = Searcher(store: store, embedder: Replay(Dictionary(uniqueKeysWithValues: zip(queries, queryVectors))), queryCacheSize: 0)
+let searcher = Searcher(store: store, embedder: Replay(Dictionary(zip(queries, queryVectors), uniquingKeysWith: { a, _ in a })), queryCacheSize: 0)
+let exhaustive = Searcher(store: store, queryCacheSize: 0, pruning: false)
+let termCounts = queries.map { searcher.queryTerms($0).count }
+print("\(queries.count) queries (SciFact claims), \(f(Double(termCounts.reduce(0, +)) / Double(max(queries.count, 1)), 1)) terms on average, at most \(termCounts.max() ?? 0)")
 
-func percentile(_ values: [Double], _ p: Double) -> Double {
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count - 1)).rounded()))]
-}
-for mode in ["bm25", "dense", "hybrid"] {
+// Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
+let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
+let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"]
+    : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil
+for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
     for query in queries {
         let t = Date()
         switch mode {
         case "bm25": _ = try searcher.searchBM25(query, k: 10)
         case "dense": _ = try searcher.searchDense(query, k: 10)
-        default: _ = try searcher.searchHybrid(query, k: 10, fusion: .weighted(denseWeight: 0.7))
+        case "hybrid": _ = try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
+        case "bm25 exhaustive": _ = try exhaustive.searchBM25(query, k: 10)
+        case "bm25 exhaustive (mtime filter)": _ = try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
+        default: _ = try searcher.searchBM25(query, k: 10, filter: halfFilter)
         }
         times.append(Date().timeIntervalSince(t) * 1000)
     }
-    print("\(mode): p50 \(String(format: "%.2f", percentile(times, 50))) ms, p99 \(String(format: "%.2f", percentile(times, 99))) ms over \(queryCount) queries (k=10, encoder excluded)")
+    print("\(mode): p50 \(f(percentile(times, 50))) ms, p99 \(f(percentile(times, 99))) ms, max \(f(times.max() ?? 0)) ms over \(queries.count) queries (k=10, encoder excluded)")
 }
-if !encodeTimes.isEmpty {
-    print("query encoding (real model, 1 BLAS thread): p50 \(String(format: "%.2f", percentile(encodeTimes, 50))) ms, p99 \(String(format: "%.2f", percentile(encodeTimes, 99))) ms")
+let end = residentMB()
+print("RSS after the queries \(f(end.rss, 0)) MB (\(residentSplit())), peak \(f(end.peak, 0)) MB")
+
+// MARK: Recall@10 of dense search against the exact float32 scan (vectors regenerated from the chunk ids).
+
+if recallQueries > 0 {
+    let ids: [UInt32] = store.withChunkTable { table in (0..<table.lengths.count).compactMap { table.lengths[$0] != 0 ? UInt32($0) : nil } }
+    let sample = Array(queryVectors.prefix(recallQueries))
+    var best = [[(Float, UInt32)]](repeating: [], count: sample.count)
+    for id in ids {
+        let v = chunkVector(id)
+        for (q, query) in sample.enumerated() {
+            var s: Float = 0
+            for d in 0..<dims { s += v[d] * query[d] }
+            if best[q].count < 10 || s > best[q][best[q].count - 1].0 {
+                best[q].append((s, id))
+                best[q].sort { $0.0 > $1.0 }
+                if best[q].count > 10 { best[q].removeLast() }
+            }
+        }
+    }
+    var found = 0
+    for (q, text) in queries.prefix(sample.count).enumerated() {
+        let hits = Set(try searcher.searchDense(text, k: 10, includeText: false).map(\.chunkID))
+        found += best[q].filter { hits.contains($0.1) }.count
+    }
+    print("dense recall@10 against the exact float32 scan: \(f(Double(found) / Double(10 * sample.count), 4)) over \(sample.count) queries")
 }

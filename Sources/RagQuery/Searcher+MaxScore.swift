@@ -1,0 +1,151 @@
+import Glibc
+import RagStore
+
+extension Searcher {
+    /// BM25 top-`k` with MaxScore pruning (Turtle and Flood 1995), term at a time.
+    ///
+    /// Each term has an upper bound on its weight in any chunk: its `TermBound` frontier, or `weight` itself
+    /// when none is stored (tf / (tf + K) < 1). Terms are taken by decreasing bound and their postings scored in
+    /// full while a chunk matching none of them so far could still reach the top-k: until the bounds of the
+    /// terms left sum below θ, the k-th best partial score (a lower bound of the final k-th score). From then on
+    /// no new chunk can enter, so the remaining (common, low-weight) terms only update the candidates whose
+    /// partial score plus the bounds left still reaches θ: their postings are walked page by page, pages below the
+    /// next candidate skipped by their last id. Filters and deleted chunks are checked before a chunk counts, so
+    /// θ comes from admitted chunks only. The survivors are re-scored summing in query-term order, as `score`
+    /// does, so the top-k is identical to exhaustive scoring.
+    func scoreMaxScore(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
+                       table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
+        let n = Double(table.chunkCount)
+        guard n > 0 else { return [] }
+        let lengths = table.lengths
+        let fileOf = table.fileOf
+        let avgdl = max(table.averageLength, 1)
+        let k1 = Float(parameters.k1)
+        let b = Float(parameters.b)
+        let lengthFactor = k1 * b / Float(avgdl)
+        let constant = k1 * (1 - b)
+
+        struct Term { let position: Int, term: String, weight: Float, bound: Float }
+        var list: [Term] = []
+        for (position, (term, queryCount)) in terms.enumerated() {
+            let df = try snapshot.documentFrequency(term)
+            guard df > 0 else { continue }
+            let idf = Float(log(1 + (n - Double(df) + 0.5) / (Double(df) + 0.5)))
+            let weight = idf * Float(queryCount) * (k1 + 1)
+            let maximum = try snapshot.termBound(term)?.maximum(constant: constant, lengthFactor: lengthFactor) ?? 1
+            // Widened a little so that rounding can never make a bound lower than a real contribution.
+            list.append(Term(position: position, term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
+        }
+        guard !list.isEmpty else { return [] }
+        list.sort { $0.bound > $1.bound }
+        // rest[i]: the bounds of terms i... summed (rest[count] is exactly 0).
+        var rest = [Float](repeating: 0, count: list.count + 1)
+        for i in stride(from: list.count - 1, through: 0, by: -1) { rest[i] = rest[i + 1] + list[i].bound }
+        /// Whether a chunk with `partial` and the terms from `next` on left can still reach `threshold`; with some
+        /// slack, as the sums here and in the exhaustive scorer are taken in different orders.
+        @inline(__always) func canReach(_ partial: Float, _ next: Int, _ threshold: Float) -> Bool {
+            partial + rest[next] >= threshold - abs(threshold) * 1e-4 - 1e-6
+        }
+
+        // Per file: 0 undecided, 1 admitted, 2 refused (an array: a lookup per posting must be cheap).
+        var fileState: [UInt8] = []
+        let filtering = !filter.isEmpty
+        @inline(__always) func admitted(_ id: Int) -> Bool {
+            guard filtering else { return true }
+            let file = Int(fileOf[id])
+            if file >= fileState.count { fileState += repeatElement(0, count: max(file + 1, fileState.count * 2, 1024) - fileState.count) }
+            if fileState[file] == 0 { fileState[file] = (table.files[UInt32(file)].map(filter.matches) ?? false) ? 1 : 2 }
+            return fileState[file] == 1
+        }
+        @inline(__always) func contribution(_ weight: Float, _ tf: UInt16, _ id: Int) -> Float {
+            let tf = Float(tf)
+            return weight * tf / (tf + constant + lengthFactor * Float(lengths[id]))
+        }
+        /// The k-th best of `scores` over `ids` (−∞ when fewer).
+        func kth(_ ids: [UInt32], _ scores: [Float]) -> Float {
+            guard ids.count >= k else { return -.infinity }
+            var heap = TopK(k: k)
+            for id in ids { heap.insert(id: id, score: scores[Int(id)]) }
+            return heap.worstScore ?? -.infinity
+        }
+
+        // Phase 1: full scoring while a new chunk could still enter the top-k.
+        var partial = [Float](repeating: 0, count: lengths.count)
+        var touched: [UInt32] = []
+        var threshold = -Float.infinity
+        var best: Float = 0  // the highest partial score so far
+        var next = 0
+        while next < list.count && canReach(0, next, threshold) {
+            let term = list[next]
+            try snapshot.postings(term.term) { page in
+                var offset = 0
+                for _ in 0..<(page.count / Store.postingSize) {
+                    let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
+                    let tf = UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5])
+                    offset += Store.postingSize
+                    guard id < lengths.count, lengths[id] != 0, admitted(id) else { continue }
+                    if partial[id] == 0 { touched.append(UInt32(id)) }
+                    partial[id] += contribution(term.weight, tf, id)
+                    best = max(best, partial[id])
+                }
+            }
+            next += 1
+            // θ can stop this phase only once some chunk beats the bounds left (the k-th best costs a pass).
+            if best >= rest[next] { threshold = max(threshold, kth(touched, partial)) }
+        }
+
+        // Phase 2: the remaining terms only complete the candidates that can still reach θ.
+        var candidates = touched.filter { canReach(partial[Int($0)], next, threshold) }
+        if next < list.count {
+            candidates.sort()
+            var isCandidate: [Bool] = []
+            while next < list.count && !candidates.isEmpty {
+                let term = list[next]
+                let cursor = try snapshot.postingCursor(term.term)
+                defer { cursor.close() }
+                if candidates.count * 8 < cursor.count {
+                    // Few candidates: skip to each (whole pages below it are passed by their last id).
+                    for id in candidates {
+                        try cursor.seek(id)
+                        if cursor.chunkID == .max { break }
+                        if cursor.chunkID == id { partial[Int(id)] += contribution(term.weight, cursor.tf, Int(id)) }
+                    }
+                } else {
+                    // Many: reading the postings is cheaper than skipping; only candidates are updated.
+                    if isCandidate.isEmpty { isCandidate = [Bool](repeating: false, count: lengths.count) }
+                    for id in candidates { isCandidate[Int(id)] = true }
+                    try snapshot.postings(term.term) { page in
+                        var offset = 0
+                        for _ in 0..<(page.count / Store.postingSize) {
+                            let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
+                            let tf = UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5])
+                            offset += Store.postingSize
+                            if id < lengths.count && isCandidate[id] { partial[id] += contribution(term.weight, tf, id) }
+                        }
+                    }
+                    for id in candidates { isCandidate[Int(id)] = false }
+                }
+                next += 1
+                threshold = max(threshold, kth(candidates, partial))
+                candidates.removeAll { !canReach(partial[Int($0)], next, threshold) }
+            }
+        }
+
+        // Exact scores of the survivors, summed in query order like the exhaustive scorer (sums in another order
+        // may differ in the last bit; the margin keeps every chunk that could tie or win).
+        let finalists = candidates.filter { canReach(partial[Int($0)], list.count, threshold) }.sorted()
+        var exact = [Float](repeating: 0, count: finalists.count)
+        for term in list.sorted(by: { $0.position < $1.position }) {
+            let cursor = try snapshot.postingCursor(term.term)
+            defer { cursor.close() }
+            for (i, id) in finalists.enumerated() {
+                try cursor.seek(id)
+                if cursor.chunkID == .max { break }
+                if cursor.chunkID == id { exact[i] += contribution(term.weight, cursor.tf, Int(id)) }
+            }
+        }
+        var heap = TopK(k: k)
+        for (i, id) in finalists.enumerated() { heap.insert(id: id, score: exact[i]) }
+        return heap.sorted()
+    }
+}

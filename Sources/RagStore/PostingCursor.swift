@@ -1,0 +1,112 @@
+import CLMDB
+
+/// Walks one term's postings in chunk-id order, a page at a time, and can skip ahead (`seek`), for dynamic pruning.
+/// Valid only inside the `Store.withSnapshot` call that made it; call `close()` before that call returns.
+public final class PostingCursor {
+    private var cursor: OpaquePointer?
+    private let key: [UInt8]
+    /// The current page of `[chunk id BE32][tf BE16]` entries (memory of the read transaction).
+    private var page = UnsafeRawBufferPointer(start: nil, count: 0)
+    private var entries = 0
+    private var index = 0
+    /// The current chunk id (`UInt32.max` once exhausted).
+    public private(set) var chunkID: UInt32 = .max
+    /// The current term frequency.
+    public private(set) var tf: UInt16 = 0
+    /// Number of postings of the term (its document frequency).
+    public let count: Int
+
+    init(_ txn: Transaction, table: Table, term: String) throws {
+        let key = Array(term.utf8)
+        var handle: OpaquePointer?
+        try check(mdb_cursor_open(txn.handle, table.dbi, &handle))
+        var data = MDB_val()
+        let rc = key.withUnsafeBytes { k -> Int32 in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_cursor_get(handle, &keyVal, &data, MDB_SET)
+        }
+        var n = 0
+        if rc == 0 {
+            let counted = mdb_cursor_count(handle, &n)
+            if counted != 0 { mdb_cursor_close(handle); try check(counted) }
+        }
+        self.key = key
+        self.cursor = handle
+        self.count = n
+        if rc == MDB_NOTFOUND {
+            close()
+            return
+        }
+        try check(rc)
+        try loadPage(MDB_GET_MULTIPLE)
+        setCurrent()
+    }
+
+    deinit { close() }
+
+    /// Releases the LMDB cursor (before the snapshot ends).
+    public func close() {
+        if let cursor { mdb_cursor_close(cursor) }
+        cursor = nil
+        chunkID = .max
+    }
+
+    /// Moves to the next posting.
+    public func next() throws {
+        guard chunkID != .max else { return }
+        index += 1
+        if index >= entries { try loadPage(MDB_NEXT_MULTIPLE) }
+        setCurrent()
+    }
+
+    /// Moves to the first posting whose chunk id is ≥ `target` (staying put when already there): skips whole pages
+    /// by their last id, then binary-searches the page.
+    public func seek(_ target: UInt32) throws {
+        guard chunkID < target else { return }
+        // Whole pages below `target` are stepped over by their last id (LMDB moves to the next leaf page
+        // cheaply; a descent from the root per seek costs more than walking the pages of a long list).
+        while entries > 0 && id(at: entries - 1) < target {
+            try loadPage(MDB_NEXT_MULTIPLE)
+        }
+        // Binary search for the first id ≥ target from the current entry.
+        var low = index, high = entries
+        while low < high {
+            let mid = (low + high) / 2
+            if id(at: mid) < target { low = mid + 1 } else { high = mid }
+        }
+        index = low
+        if index >= entries && entries > 0 { try loadPage(MDB_NEXT_MULTIPLE) }
+        setCurrent()
+    }
+
+    @inline(__always) private func id(at i: Int) -> UInt32 {
+        let o = i * Store.postingSize
+        return UInt32(page[o]) << 24 | UInt32(page[o + 1]) << 16 | UInt32(page[o + 2]) << 8 | UInt32(page[o + 3])
+    }
+
+    private func loadPage(_ op: MDB_cursor_op) throws {
+        index = 0
+        entries = 0
+        guard let cursor else { return }
+        var keyVal = MDB_val(), data = MDB_val()
+        if op == MDB_GET_MULTIPLE {
+            // A key with a single value has no duplicate page: GET_MULTIPLE then leaves `data` as it was.
+            try check(mdb_cursor_get(cursor, &keyVal, &data, MDB_GET_CURRENT))
+        }
+        let rc = mdb_cursor_get(cursor, &keyVal, &data, op)
+        if rc == MDB_NOTFOUND { return }
+        try check(rc)
+        page = UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
+        entries = data.mv_size / Store.postingSize
+    }
+
+    @inline(__always) private func setCurrent() {
+        guard index < entries else {
+            chunkID = .max
+            return
+        }
+        chunkID = id(at: index)
+        let o = index * Store.postingSize
+        tf = UInt16(page[o + 4]) << 8 | UInt16(page[o + 5])
+    }
+}

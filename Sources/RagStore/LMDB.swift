@@ -198,6 +198,17 @@ struct Transaction {
 
     /// Visits every (key, value) of `table` in key order; `body` returns false to stop.
     func forEach(_ table: Table, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try walk(table, step: MDB_NEXT, body)
+    }
+
+    /// Visits each distinct key of a duplicates table once, in key order.
+    func forEachKey(_ table: Table, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try walk(table, step: MDB_NEXT_NODUP) { key, _ in try body(key); return true }
+    }
+
+    /// Walks `table` from its first entry, moving by `step`; `body` returns false to stop.
+    private func walk(_ table: Table, step: MDB_cursor_op,
+                      _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(handle, table.dbi, &cursor))
         defer { mdb_cursor_close(cursor) }
@@ -210,23 +221,7 @@ struct Transaction {
             let goOn = try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
                                 UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
             if !goOn { return }
-            op = MDB_NEXT
-        }
-    }
-
-    /// Visits each distinct key of a duplicates table once, in key order.
-    func forEachKey(_ table: Table, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var cursor: OpaquePointer?
-        try check(mdb_cursor_open(handle, table.dbi, &cursor))
-        defer { mdb_cursor_close(cursor) }
-        var key = MDB_val(), data = MDB_val()
-        var op = MDB_FIRST
-        while true {
-            let rc = mdb_cursor_get(cursor, &key, &data, op)
-            if rc == MDB_NOTFOUND { return }
-            try check(rc)
-            try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size))
-            op = MDB_NEXT_NODUP
+            op = step
         }
     }
 

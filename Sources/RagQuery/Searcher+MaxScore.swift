@@ -15,23 +15,17 @@ extension Searcher {
     /// does, so the top-k is identical to exhaustive scoring.
     func scoreMaxScore(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
-        let n = Double(table.chunkCount)
-        guard n > 0 else { return [] }
+        guard let scale = BM25Scale(table: table, parameters: parameters) else { return [] }
         let lengths = table.lengths
         let fileOf = table.fileOf
-        let avgdl = max(table.averageLength, 1)
-        let k1 = Float(parameters.k1)
-        let b = Float(parameters.b)
-        let lengthFactor = k1 * b / Float(avgdl)
-        let constant = k1 * (1 - b)
+        let (constant, lengthFactor) = (scale.constant, scale.lengthFactor)
 
         struct Term { let position: Int, term: String, weight: Float, bound: Float }
         var list: [Term] = []
         for (position, (term, queryCount)) in terms.enumerated() {
             let df = try snapshot.documentFrequency(term)
             guard df > 0 else { continue }
-            let idf = Float(log(1 + (n - Double(df) + 0.5) / (Double(df) + 0.5)))
-            let weight = idf * Float(queryCount) * (k1 + 1)
+            let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
             let maximum = try snapshot.termBound(term)?.maximum(constant: constant, lengthFactor: lengthFactor) ?? 1
             // Widened a little so that rounding can never make a bound lower than a real contribution.
             list.append(Term(position: position, term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))

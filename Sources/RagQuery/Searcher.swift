@@ -135,19 +135,38 @@ public final class Searcher: Sendable {
         }
     }
 
+    /// The constants of BM25 over `table`, shared by the exhaustive and the MaxScore scorer; nil for an empty index.
+    struct BM25Scale {
+        let documents: Double
+        let k1: Float
+        /// Per-length normaliser k1 * (1 - b + b * dl / avgdl) = constant + lengthFactor * dl.
+        let constant: Float
+        let lengthFactor: Float
+
+        init?(table: ChunkTable, parameters: BM25Parameters) {
+            documents = Double(table.chunkCount)
+            guard documents > 0 else { return nil }
+            let avgdl = max(table.averageLength, 1)
+            k1 = Float(parameters.k1)
+            let b = Float(parameters.b)
+            lengthFactor = k1 * b / Float(avgdl)
+            constant = k1 * (1 - b)
+        }
+
+        /// A term's idf times its count in the query times (k1 + 1).
+        func weight(documentFrequency df: Int, queryCount: Int) -> Float {
+            let idf = Float(log(1 + (documents - Double(df) + 0.5) / (Double(df) + 0.5)))
+            return idf * Float(queryCount) * (k1 + 1)
+        }
+    }
+
     /// Exhaustive term-at-a-time scoring: every posting of every query term.
     private func score(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
-        let n = Double(table.chunkCount)
-        guard n > 0 else { return [] }
+        guard let scale = BM25Scale(table: table, parameters: parameters) else { return [] }
         let lengths = table.lengths
         let fileOf = table.fileOf
-        let avgdl = max(table.averageLength, 1)
-        let k1 = Float(parameters.k1)
-        let b = Float(parameters.b)
-        // Per-length normaliser k1 * (1 - b + b * dl / avgdl), computed once per candidate.
-        let lengthFactor = k1 * b / Float(avgdl)
-        let constant = k1 * (1 - b)
+        let (constant, lengthFactor) = (scale.constant, scale.lengthFactor)
         var scores = [Float](repeating: 0, count: lengths.count)
         var touched: [UInt32] = []
         var allowedFile: [UInt32: Bool] = [:]
@@ -156,8 +175,7 @@ public final class Searcher: Sendable {
         for (term, queryCount) in terms {
             let df = try snapshot.documentFrequency(term)
             guard df > 0 else { continue }
-            let idf = Float(log(1 + (n - Double(df) + 0.5) / (Double(df) + 0.5)))
-            let weight = idf * Float(queryCount) * (k1 + 1)
+            let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
             try snapshot.postings(term) { page in
                 let count = page.count / Store.postingSize
                 var offset = 0

@@ -167,7 +167,13 @@ public final class NotifyListener: Sendable {
 
 /// Creates a close-on-exec datagram socket bound to `path` (a Unix socket path).
 func bindDatagramSocket(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    try unixSocket(path, type: SOCK_DGRAM, verb: "bind") { bind($0, $1, $2) }
+}
+
+/// A close-on-exec Unix socket of `type` on which `action` (bind or connect) was done with `path`'s address.
+private func unixSocket(_ path: String, type: __socket_type, verb: String,
+                        _ action: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
@@ -178,12 +184,12 @@ func bindDatagramSocket(_ path: String) throws -> Int32 {
     }
     withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
     let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { action(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
     guard rc == 0 else {
         let message = String(cString: strerror(errno))
         close(fd)
-        throw TestSupportError("bind \(path): \(message)")
+        throw TestSupportError("\(verb) \(path): \(message)")
     }
     return fd
 }
@@ -244,19 +250,16 @@ public final class JournalListener: Sendable {
 
 /// A close-on-exec stream socket connected to the Unix socket at `path`.
 public func connectUnixStream(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard rc == 0 else {
+    try unixSocket(path, type: SOCK_STREAM, verb: "connect") { connect($0, $1, $2) }
+}
+
+/// A close-on-exec stream socket listening at `path`.
+public func listenUnixStream(_ path: String, backlog: Int32 = 8) throws -> Int32 {
+    let fd = try unixSocket(path, type: SOCK_STREAM, verb: "bind") { bind($0, $1, $2) }
+    guard listen(fd, backlog) == 0 else {
         let message = String(cString: strerror(errno))
         close(fd)
-        throw TestSupportError("connect \(path): \(message)")
+        throw TestSupportError("listen \(path): \(message)")
     }
     return fd
 }

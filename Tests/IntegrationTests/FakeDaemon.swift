@@ -19,19 +19,7 @@ final class FakeDaemon: Sendable {
     init(in directory: String, replies: [String: [String]]) throws {
         path = directory + "/fake-\(UInt32.random(in: 0...UInt32.max)).sock"
         self.replies = Mutex(replies)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 8) == 0 else {
-            close(listener)
-            throw TestSupportError("bind \(path): \(String(cString: strerror(errno)))")
-        }
+        listener = try listenUnixStream(path)
         Thread { [self] in
             serve()
             finished.signal()

@@ -241,25 +241,6 @@ final class MCPServerProcess {
     }
 }
 
-/// A close-on-exec stream socket listening at `path`.
-func listenUnixStream(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (n, b) in bytes.enumerated() { raw[n] = b } }
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard bound == 0, listen(fd, 8) == 0 else {
-        let message = String(cString: strerror(errno))
-        close(fd)
-        throw TestSupportError("listen \(path): \(message)")
-    }
-    return fd
-}
-
 /// Accepts one connection on `listener`, waiting at most `timeoutMilliseconds`.
 func acceptOne(_ listener: Int32, timeoutMilliseconds: Int32) throws -> Int32 {
     var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)

@@ -23,6 +23,13 @@ let vectorKernelSettings: [SwiftSetting] = swiftSettings + [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+/// The dense scan's int4 loop once more for Zen 4 (AVX-512 with VNNI, 512-bit vectors preferred); called only on
+/// a CPU that reports every extension that target may use.
+let wideVectorKernelSettings: [SwiftSetting] = swiftSettings + [
+    .unsafeFlags(["-target-cpu", "znver4"], .when(platforms: [.linux])),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "ragd",
     platforms: [.macOS(.v15)],
@@ -68,7 +75,8 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
         // BM25 retrieval over the store.
-        .target(name: "RagVectorKernels", swiftSettings: vectorKernelSettings),
+        .target(name: "RagVectorKernelsAVX512", swiftSettings: wideVectorKernelSettings),
+        .target(name: "RagVectorKernels", dependencies: ["RagVectorKernelsAVX512"], swiftSettings: vectorKernelSettings),
         .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [
@@ -118,7 +126,7 @@ let package = Package(
         .testTarget(name: "RagCoreTests", dependencies: ["RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagProtocolTests", dependencies: ["RagProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RagConfigTests", dependencies: ["RagConfig", "RagTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RagStoreTests", dependencies: ["RagStore", "RagVectorKernels", "RagVectorKernelsAVX512", "RagTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RagIngestTests", dependencies: ["RagIngest", "RagStore", "RagGzip", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "RagEmbedTests", dependencies: ["RagEmbed", "RagEmbedKernels", "RagCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "RagQueryTests", dependencies: ["RagQuery", "RagStore", "RagIngest", "RagTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),

@@ -2,42 +2,37 @@ import Dispatch
 import RagVectorKernels
 import Synchronization
 
-/// Every chunk's embedding in memory, int8-quantised (one scale per vector), indexed by chunk id.
-/// Exact float32 vectors stay in LMDB for re-scoring the best candidates.
+/// Every chunk's embedding in memory as 4-bit codes (`VectorKernels.quantise4`: one step per vector, two codes per
+/// byte), indexed by chunk id: 192 bytes a vector at 384 dimensions. The scan over them only picks candidates; the
+/// exact float32 vectors stay in LMDB for re-scoring the best ones.
 public struct VectorIndex: Sendable {
     public private(set) var dimensions: Int
-    /// `capacity × dimensions` codes; row `id` is chunk `id`.
-    public private(set) var codes: [Int8] = []
-    /// Per-row scale (0 marks a row without a vector).
+    /// Bytes per row (`VectorKernels.int4Stride`).
+    public private(set) var stride: Int
+    /// `capacity × stride` bytes of codes; row `id` is chunk `id`.
+    public private(set) var codes: [UInt8] = []
+    /// Per-row step (0 marks a row without a vector).
     public private(set) var scales: [Float] = []
     public private(set) var count = 0
 
-    public init(dimensions: Int) { self.dimensions = dimensions }
+    public init(dimensions: Int) {
+        self.dimensions = dimensions
+        self.stride = VectorKernels.int4Stride(dimensions: dimensions)
+    }
 
     public func has(_ id: UInt32) -> Bool { Int(id) < scales.count && scales[Int(id)] != 0 }
 
     /// Quantises `vector` into row `id`.
     mutating func set(_ id: UInt32, _ vector: [Float]) {
-        guard vector.count == dimensions, dimensions > 0 else { return }
-        let index = Int(id)
-        if index >= scales.count {
-            let newCount = max(index + 1, scales.count * 2, 1024)
-            scales.append(contentsOf: repeatElement(0, count: newCount - scales.count))
-            codes.append(contentsOf: repeatElement(0, count: newCount * dimensions - codes.count))
-        }
-        if scales[index] == 0 { count += 1 }
-        let (quantised, scale) = VectorIndex.quantise(vector)
-        scales[index] = scale
-        codes.withUnsafeMutableBufferPointer { buffer in
-            for d in 0..<dimensions { buffer[index * dimensions + d] = quantised[d] }
-        }
+        guard vector.count == dimensions else { return }
+        vector.withUnsafeBytes { set(id, littleEndian: $0) }
     }
 
     /// Makes room for rows `0..<rows` at once (start-up loads every vector).
     mutating func reserve(rows: Int) {
         guard rows > scales.count else { return }
         scales.append(contentsOf: repeatElement(0, count: rows - scales.count))
-        codes.append(contentsOf: repeatElement(0, count: rows * dimensions - codes.count))
+        codes.append(contentsOf: repeatElement(0, count: rows * stride - codes.count))
     }
 
     /// Quantises a stored vector (little-endian float32 bytes) into row `id` without an intermediate array.
@@ -46,8 +41,8 @@ public struct VectorIndex: Sendable {
         let index = Int(id)
         if index >= scales.count { reserve(rows: max(index + 1, scales.count * 2, 1024)) }
         if scales[index] == 0 { count += 1 }
-        let dims = dimensions
-        let scale = codes.withUnsafeMutableBufferPointer { VectorKernels.quantise(bytes.baseAddress!, count: dims, into: $0.baseAddress! + index * dims) }
+        let dims = dimensions, stride = stride
+        let scale = codes.withUnsafeMutableBufferPointer { VectorKernels.quantise4(bytes.baseAddress!, count: dims, into: $0.baseAddress! + index * stride) }
         scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
     }
 
@@ -55,7 +50,7 @@ public struct VectorIndex: Sendable {
     /// `store(id, bytes)` quantises a stored vector into row `id` (rows must be reserved; parts must write
     /// disjoint rows).
     mutating func fillConcurrently(parts: Int, _ body: @Sendable (Int, (UInt32, UnsafeRawBufferPointer) -> Void) throws -> Void) rethrows {
-        let dims = dimensions
+        let dims = dimensions, stride = stride
         let rows = scales.count
         try codes.withUnsafeMutableBufferPointer { codes in
             try scales.withUnsafeMutableBufferPointer { scales in
@@ -66,7 +61,7 @@ public struct VectorIndex: Sendable {
                         try body(part) { id, bytes in
                             let index = Int(id)
                             guard index < rows, bytes.count == dims * 4 else { return }
-                            let scale = VectorKernels.quantise(bytes.baseAddress!, count: dims, into: target.codes + index * dims)
+                            let scale = VectorKernels.quantise4(bytes.baseAddress!, count: dims, into: target.codes + index * stride)
                             target.scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
                         }
                     } catch {
@@ -91,7 +86,7 @@ public struct VectorIndex: Sendable {
         self = VectorIndex(dimensions: dimensions)
     }
 
-    /// Symmetric int8 quantisation: codes in -127…127 and the scale that maps them back.
+    /// Symmetric int8 quantisation (of a query): codes in -127…127 and the scale that maps them back.
     public static func quantise(_ vector: [Float]) -> ([Int8], Float) {
         var codes = [Int8](repeating: 0, count: vector.count)
         guard !vector.isEmpty else { return (codes, Float.leastNormalMagnitude) }
@@ -104,7 +99,7 @@ public struct VectorIndex: Sendable {
 
 /// Where concurrent fills write (disjoint rows per thread).
 private struct RowTarget: @unchecked Sendable {
-    let codes: UnsafeMutablePointer<Int8>
+    let codes: UnsafeMutablePointer<UInt8>
     let scales: UnsafeMutablePointer<Float>
 }
 
@@ -113,12 +108,4 @@ private final class FirstError: @unchecked Sendable {
     private let lock = Mutex<(any Error)?>(nil)
     func record(_ error: any Error) { lock.withLock { if $0 == nil { $0 = error } } }
     var error: (any Error)? { lock.withLock { $0 } }
-}
-
-/// Integer dot product of two int8 rows (the inner loop of the dense scan).
-@inline(__always)
-public func dotInt8(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, _ count: Int) -> Int32 {
-    var sum: Int32 = 0
-    for i in 0..<count { sum &+= Int32(a[i]) &* Int32(b[i]) }
-    return sum
 }

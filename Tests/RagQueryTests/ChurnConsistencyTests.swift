@@ -94,8 +94,10 @@ struct ChurnConsistencyTests {
             let found = problems.withLock { $0 }
             #expect(found.isEmpty, "\(found.count) inconsistent hits, first: \(found.prefix(3))")
             #expect(queries.load(ordering: .relaxed) >= 3)
-            // Ids were reused: the counter stayed near the live chunks (at most 48), far below the 1,500 × 12 ids made.
-            #expect(store.chunkIDUsage.next < 1_000)
+            // Ids were reused: the counter stayed far below the ids made (1,500 transactions of 3 files of 1 to 4 chunks: about 11,000). (Ids stay quarantined while a query
+            // that could have seen them runs, so a reader descheduled on a busy machine holds some back: the bound
+            // leaves room for that; without reuse the counter would pass 10,000.)
+            #expect(store.chunkIDUsage.next < 5_000)
         }
     }
 }

@@ -75,10 +75,13 @@ struct WriterState {
     var freed: [UInt32] = []
     /// Contents whose live count this transaction changed, with the count before it.
     var contentBefore: [ContentHash: Int32] = [:]
+    /// Chunks given a vector in this transaction, whose 4-bit codes are written to `vector_codes` before it commits.
+    var codeRows: [VectorCodeRow] = []
 
     mutating func beginTransaction() {
         freed.removeAll(keepingCapacity: true)
         contentBefore.removeAll(keepingCapacity: true)
+        codeRows.removeAll(keepingCapacity: true)
     }
 
     mutating func contentAdded(_ hash: ContentHash) {
@@ -121,7 +124,7 @@ extension Store {
 
     /// Free chunk ids (reusable now) and ids waiting for running queries to end; for tests and status.
     public var chunkIDUsage: (free: Int, quarantined: Int, next: UInt32) {
-        let (free, quarantined) = writeLock.read { ($0.freeIDs.count, $0.quarantinedIDs) }
+        let (free, quarantined) = withLoadedWriterState { ($0.freeIDs.count, $0.quarantinedIDs) }
         let next = (try? env.withReadTransaction { txn in
             try txn.get(meta, key: Array("next_chunk".utf8)).map { $0.withUnsafeBytes { readBE32($0) } }
         }) ?? nil
@@ -130,7 +133,16 @@ extension Store {
 
     /// Orphaned vectors in the embedding cache and the most kept.
     public var embeddingCacheOrphans: (count: Int, limit: Int) {
-        (writeLock.read { $0.orphans.count }, configuration.embeddingCacheOrphans)
+        (withLoadedWriterState { $0.orphans.count }, configuration.embeddingCacheOrphans)
+    }
+
+    /// Reads the writer's state, loading it first if no write has yet (it is loaded lazily after an open).
+    func withLoadedWriterState<T>(_ body: (WriterState) -> T) -> T {
+        if let value = writeLock.read({ $0.valid ? body($0) : nil }) { return value }
+        return writeLock.write { state in
+            if !state.valid { try? loadWriterState(&state) }
+            return body(state)
+        }
     }
 
     /// Rebuilds the writer's state from the committed tables: the free ids (below `next_chunk`, absent from
@@ -250,16 +262,21 @@ extension Store {
     /// Once per index (marked by `meta.orphans`): an index written before orphans were tracked has every cached
     /// vector whose content no live chunk has recorded as an orphan (then the oldest beyond the limit are evicted).
     /// Also lowers `next_chunk` to just above the highest live id, so the free list starts compact.
+    /// Costs one read transaction when there is nothing to do (the writer state is then left to the first write).
     func maintainOnOpen(_ state: inout WriterState) throws {
         let marker = Array("orphans".utf8)
-        let highest: UInt32 = try env.withReadTransaction { txn in
-            var highest: UInt32 = 0
-            try txn.forEach(norms) { key, _ in
-                if key.count == 4 { highest = max(highest, readBE32(key)) }
-                return true
-            }
-            return highest
+        // The chunk table was loaded from `norms`: its highest live id.
+        let highest: UInt32 = memory.read { table in
+            var id = table.lengths.count - 1
+            while id > 0 && table.lengths[id] == 0 { id -= 1 }
+            return UInt32(max(id, 0))
         }
+        let needed: Bool = try env.withReadTransaction { txn in
+            let next = try txn.get(meta, key: Array("next_chunk".utf8)).map { $0.withUnsafeBytes { readBE32($0) } } ?? 1
+            let marked = try txn.get(meta, key: marker) != nil
+            return next > highest + 1 || !marked
+        }
+        guard needed else { return }
         let limit = configuration.maxMapSize + Store.deletionReserve(configuration.maxMapSize)
         try growingMap(limit: limit) {
             if !state.valid { try loadWriterState(&state) }

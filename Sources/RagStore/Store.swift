@@ -164,6 +164,10 @@ public final class Store: Sendable {
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
     /// Per term, the frontier bounding its BM25 weight (`TermBound`), for dynamic pruning.
     let termBounds: Table
+    /// Blocks of 4-bit vector codes (`VectorCodes.swift`), read at start-up instead of every float32 vector.
+    let vectorCodes: Table
+    /// How the last `configureModel` filled the vector index.
+    public let lastVectorLoad = Mutex(VectorLoad(copied: 0, quantised: 0))
     /// Orphaned embedding-cache entries, oldest first: sequence number (UInt64 BE) → embedding key.
     let embeddingOrphans: Table
     /// The embedding model in use: its 4-byte tag (first bytes of SHA-256 of its id) and dimension.
@@ -197,7 +201,7 @@ public final class Store: Sendable {
             try env.withWriteTransaction { txn in
                 for (name, flags) in [("meta", TableFlags()), ("paths", []), ("files", []), ("chunks", []), ("norms", []),
                                       ("postings", [.sortedDuplicates, .fixedSizeDuplicates]), ("embeddings", []),
-                                      ("embedding_orphans", []), ("term_bounds", [])] as [(String, TableFlags)] {
+                                      ("embedding_orphans", []), ("term_bounds", []), ("vector_codes", [])] as [(String, TableFlags)] {
                     tables.append(try txn.openTable(name, flags: flags, create: true))
                 }
                 let meta = tables[0]
@@ -227,19 +231,15 @@ public final class Store: Sendable {
         (meta, paths, files, chunks, norms, postings, embeddings) = (tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6])
         embeddingOrphans = tables[7]
         termBounds = tables[8]
+        vectorCodes = tables[9]
         memory = ReadWriteLocked(ChunkTable())
         try loadMemoryTable()
-        do {
-            try writeLock.write { state in
-                try loadWriterState(&state)
-                // Not fatal (an index full to its ceiling still opens, and can be searched and emptied): tried
-                // again at the next open.
-                try? maintainOnOpen(&state)
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.corrupted, "cannot read the index tables in \(directory)", cause: error)
+        // The writer state (free ids, live contents, orphans: a second pass over a million `norms` entries at that
+        // size) is loaded by the first write, so queries are served without waiting for it.
+        writeLock.write { state in
+            // Not fatal (an index full to its ceiling still opens, and can be searched and emptied): tried again
+            // at the next open.
+            try? maintainOnOpen(&state)
         }
     }
 
@@ -375,6 +375,7 @@ public final class Store: Sendable {
                         }
                         try mergeTermBounds(txn, bounds)
                         try settleEmbeddingCache(txn, &state)
+                        try writeVectorCodes(txn, state.codeRows)
                         return summary
                     }
                 } catch {
@@ -499,6 +500,7 @@ public final class Store: Sendable {
             newIDs.append(id)
             summary.chunksAdded += 1
             let length = chunk.length
+            if let cached { state.codeRows.append(VectorCodeRow(id: id, hash: chunk.contentHash, vector: cached)) }
             memoryOps.append { table in
                 table.setChunk(id, length: length, file: fileID)
                 if let cached { table.vectors.set(id, cached) }
@@ -607,6 +609,7 @@ public final class Store: Sendable {
                 if old != id {
                     try txn.put(meta, key: Array("model".utf8), value: Array(id.utf8))
                     try txn.put(meta, key: Array("dimensions".utf8), value: beKey(UInt32(dimensions)))
+                    try dropForeignVectorCodes(txn, keeping: tag)
                 }
                 return old == id ? nil : old
             } }
@@ -616,27 +619,52 @@ public final class Store: Sendable {
             model.write { $0 = (id, tag, dimensions) }
             return previous
         }
-        // Quantised straight from the stored bytes into a new index, swapped in at the end: no float32 copy of
-        // the vectors is ever held (at a million chunks that would be 1.5 GB). Both halves of the id range load
-        // at once, each in its own read transaction.
+        // Each chunk's codes are copied from `vector_codes` when its row there matches the chunk's content; the
+        // others are quantised straight from their stored float32 bytes (no float copy of the vectors is ever held)
+        // and written back afterwards. Both halves of the id range load at once, each in its own read transaction.
         let rows = memory.read { $0.lengths.count }
         var index = VectorIndex(dimensions: dimensions)
         index.reserve(rows: rows)
         let parts = rows >= 65_536 ? 2 : 1
+        let rowBytes = Store.codeRowBytes(dimensions: dimensions), blockRows = UInt32(Store.codeBlockRows)
+        let missed = Mutex<[(UInt32, ContentHash)]>([])
+        let copied = Atomic<Int>(0)
         // Pinned: an id read here keeps naming the same chunk until the vectors are in memory.
         try withPinnedChunkIDs {
-        try index.fillConcurrently(parts: parts) { part, store in
+        try index.fillConcurrently(parts: parts) { part, target in
             let start = UInt32(rows * part / parts), end = UInt32(rows * (part + 1) / parts)
+            var misses: [(UInt32, ContentHash)] = []
+            var copies = 0
             try self.env.withReadTransaction { txn in
+                var blockNumber = UInt32.max
+                var block: UnsafeRawBufferPointer?
                 try txn.forEach(self.norms, from: beKey(start)) { key, value in
                     guard key.count == 4 else { return true }
                     let id = readBE32(key)
                     guard id < end else { return false }
                     guard value.count == 40 else { return true }
-                    _ = try txn.withValue(self.embeddings, key: tag + Array(value[8..<40])) { store(id, $0) }
+                    if id / blockRows != blockNumber {
+                        blockNumber = id / blockRows
+                        block = try txn.mappedValue(self.vectorCodes, key: tag + beKey(blockNumber))
+                    }
+                    if let block, block.count == Int(blockRows) * rowBytes {
+                        let row = block.baseAddress! + Int(id % blockRows) * rowBytes
+                        if memcmp(row + 4, value.baseAddress! + 8, 8) == 0 {
+                            let step = Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self)))
+                            target.copy(id, step: step, codes: row + 12)
+                            copies += 1
+                            return true
+                        }
+                    }
+                    let hash = Array(value[8..<40])
+                    if try txn.withValue(self.embeddings, key: tag + hash, { target.quantise(id, littleEndian: $0) }) != nil {
+                        misses.append((id, ContentHash(bytes: hash)))
+                    }
                     return true
                 }
             }
+            missed.withLock { $0 += misses }
+            copied.add(copies, ordering: .relaxed)
         }
         memory.write { table in
             for id in 0..<index.scales.count where index.scales[id] != 0 && (id >= table.lengths.count || table.lengths[id] == 0) {
@@ -644,6 +672,9 @@ public final class Store: Sendable {
             }
             table.vectors = index
         } }
+        let quantised = missed.withLock { $0 }
+        lastVectorLoad.withLock { $0 = VectorLoad(copied: copied.load(ordering: .relaxed), quantised: quantised.count) }
+        try backfillVectorCodes(quantised, from: index)
         return previous
     }
 
@@ -689,22 +720,23 @@ public final class Store: Sendable {
     public func storeEmbeddings(_ items: [(id: UInt32, hash: ContentHash, vector: [Float])]) throws {
         guard let (_, tag, dimensions) = model.read({ $0 }), !items.isEmpty else { return }
         try writeLock.write { state in
-            let live: [(UInt32, [Float])] = try growingMap {
+            let live: [(UInt32, [Float], ContentHash)] = try growingMap {
                 if !state.valid { try loadWriterState(&state) }
                 state.beginTransaction()
                 do {
                     return try env.withWriteTransaction { txn in
-                        var live: [(UInt32, [Float])] = []
+                        var live: [(UInt32, [Float], ContentHash)] = []
                         for item in items where item.vector.count == dimensions {
                             let key = tag + item.hash.bytes
                             try txn.put(embeddings, key: key, value: Store.encodeVector(item.vector))
                             if let current = try txn.get(norms, key: beKey(item.id)), current.count == 40, Array(current[8..<40]) == item.hash.bytes {
-                                live.append((item.id, item.vector))
+                                live.append((item.id, item.vector, item.hash))
                             }
                             // Embedded too late: its content was removed meanwhile. Cached as an orphan.
                             if !state.isLive(item.hash) { try addOrphan(txn, key: key, &state, checkCached: false) }
                         }
                         try evictOrphans(txn, &state)
+                        try writeVectorCodes(txn, live.map { VectorCodeRow(id: $0.0, hash: $0.2, vector: $0.1) })
                         return live
                     }
                 } catch {
@@ -713,7 +745,7 @@ public final class Store: Sendable {
                 }
             }
             memory.write { table in
-                for (id, vector) in live where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
+                for (id, vector, _) in live where Int(id) < table.lengths.count && table.lengths[Int(id)] != 0 { table.vectors.set(id, vector) }
             }
         }
     }

@@ -46,24 +46,18 @@ public struct VectorIndex: Sendable {
         scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
     }
 
-    /// Fills rows from several threads at once: `body(part, store)` runs for each part in `0..<parts`, and
-    /// `store(id, bytes)` quantises a stored vector into row `id` (rows must be reserved; parts must write
-    /// disjoint rows).
-    mutating func fillConcurrently(parts: Int, _ body: @Sendable (Int, (UInt32, UnsafeRawBufferPointer) -> Void) throws -> Void) rethrows {
+    /// Fills rows from several threads at once: `body(part, target)` runs for each part in `0..<parts` and fills
+    /// rows through `target` (rows must be reserved; parts must write disjoint rows).
+    mutating func fillConcurrently(parts: Int, _ body: @Sendable (Int, RowTarget) throws -> Void) rethrows {
         let dims = dimensions, stride = stride
         let rows = scales.count
         try codes.withUnsafeMutableBufferPointer { codes in
             try scales.withUnsafeMutableBufferPointer { scales in
-                let target = RowTarget(codes: codes.baseAddress!, scales: scales.baseAddress!)
+                let target = RowTarget(codes: codes.baseAddress!, scales: scales.baseAddress!, rows: rows, dimensions: dims, stride: stride)
                 let failure = FirstError()
                 DispatchQueue.concurrentPerform(iterations: parts) { part in
                     do {
-                        try body(part) { id, bytes in
-                            let index = Int(id)
-                            guard index < rows, bytes.count == dims * 4 else { return }
-                            let scale = VectorKernels.quantise4(bytes.baseAddress!, count: dims, into: target.codes + index * stride)
-                            target.scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
-                        }
+                        try body(part, target)
                     } catch {
                         failure.record(error)
                     }
@@ -72,6 +66,13 @@ public struct VectorIndex: Sendable {
             }
         }
         count = scales.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+    }
+
+    /// Row `id`'s step and codes (for writing them to `vector_codes`); nil without a vector.
+    func row(_ id: UInt32) -> (step: Float, codes: [UInt8])? {
+        guard has(id) else { return nil }
+        let start = Int(id) * stride
+        return (scales[Int(id)], Array(codes[start..<start + stride]))
     }
 
     mutating func remove(_ id: UInt32) {
@@ -98,9 +99,26 @@ public struct VectorIndex: Sendable {
 }
 
 /// Where concurrent fills write (disjoint rows per thread).
-private struct RowTarget: @unchecked Sendable {
+struct RowTarget: @unchecked Sendable {
     let codes: UnsafeMutablePointer<UInt8>
     let scales: UnsafeMutablePointer<Float>
+    let rows: Int, dimensions: Int, stride: Int
+
+    /// Quantises a stored vector (little-endian float32 bytes) into row `id`.
+    func quantise(_ id: UInt32, littleEndian bytes: UnsafeRawBufferPointer) {
+        let index = Int(id)
+        guard index < rows, bytes.count == dimensions * 4 else { return }
+        let scale = VectorKernels.quantise4(bytes.baseAddress!, count: dimensions, into: codes + index * stride)
+        scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
+    }
+
+    /// Copies already quantised codes (`stride` bytes) and their step into row `id`.
+    func copy(_ id: UInt32, step: Float, codes source: UnsafeRawPointer) {
+        let index = Int(id)
+        guard index < rows else { return }
+        (codes + index * stride).update(from: source.assumingMemoryBound(to: UInt8.self), count: stride)
+        scales[index] = step == 0 ? Float.leastNormalMagnitude : step
+    }
 }
 
 /// The first error thrown by concurrent workers.

@@ -6,7 +6,8 @@
 /// `<svg>`, form controls, `<nav>`, `<header>`, `<footer>`, elements with `role` navigation, search, banner or
 /// contentinfo, `aria-hidden="true"` or `hidden`, and the navigation boilerplate of Sphinx (`sphinxsidebar`,
 /// `related`, `footer`, `headerlink` "¶", `#sidebarbutton`, Read the Docs' `wy-nav-side`, `rst-footer-buttons`),
-/// DocBook (`navheader`, `navfooter`, `toc`) and Node.js (`#column2`, `#toc`, `a.mark` "#").
+/// DocBook (`navheader`, `navfooter`, `toc`) and Node.js (`#column2`, `#toc`, `a.mark` "#", `a.srclink` "[src]").
+/// A heading inside a note, tip, warning, caution or important box is the box's label: a block, not a section.
 ///
 /// Layout: whitespace collapses outside `<pre>`; a source line break inside a paragraph stays a line break (so
 /// chunks cite precise lines); block elements end a block; `<h1>`–`<h6>` become headings; a list (`ul`, `ol`,
@@ -30,8 +31,11 @@ struct HTMLExtractor {
         /// A dropped block-level element outside any other: a block boundary where it was.
         var droppedBlock: Bool
         var kind: HTMLTagKind
+        /// A note, tip or warning box (DocBook `div.note`, …): headings inside it are its label, not sections.
+        var admonition = false
     }
     private var stack: [OpenElement] = []
+    private var admonitionDepth = 0
     private var openCounts: [String: Int] = [:]
     private var skipDepth = 0
     private var preDepth = 0
@@ -298,7 +302,10 @@ struct HTMLExtractor {
     // MARK: Elements
 
     private mutating func startTag(_ name: String, _ tag: Tag) {
-        let kind = HTMLTagKind.of(name)
+        var kind = HTMLTagKind.of(name)
+        // DocBook labels a note `<div class="note"><h3 class="title">Note</h3>`: a block, or it would head the rest of
+        // the page.
+        if kind == .heading, admonitionDepth > 0 { kind = .block }
         if openCounts["head", default: 0] > 0, !kind.belongsInHead, name != "head" { popThrough("head") }
         switch kind {
         case .block, .list, .table, .pre, .heading:
@@ -337,8 +344,10 @@ struct HTMLExtractor {
             return
         }
         if droppedBlock { blockBoundary() }
-        stack.append(OpenElement(name: name, dropped: dropped, visible: visible, droppedBlock: droppedBlock, kind: kind))
+        let admonition = hasToken(tag.classes, ["note", "tip", "warning", "caution", "important", "admonition"])
+        stack.append(OpenElement(name: name, dropped: dropped, visible: visible, droppedBlock: droppedBlock, kind: kind, admonition: admonition))
         openCounts[name, default: 0] += 1
+        if admonition { admonitionDepth += 1 }
         if dropped { skipDepth += 1 }
         if name == "svg" { svgDepth += 1 }
         if visible {
@@ -366,6 +375,7 @@ struct HTMLExtractor {
     private mutating func pop() {
         guard let element = stack.popLast() else { return }
         openCounts[element.name, default: 1] -= 1
+        if element.admonition { admonitionDepth -= 1 }
         if element.dropped { skipDepth -= 1 }
         if element.name == "svg" { svgDepth -= 1 }
         if element.visible { closeEffects(element.kind) }
@@ -402,7 +412,7 @@ struct HTMLExtractor {
         if hasToken(tag.role, ["navigation", "search", "banner", "contentinfo"]) { return true }
         if hasToken(tag.classes, ["sphinxsidebar", "related", "footer", "headerlink", "navigation", "navheader",
                                   "navfooter", "toc", "wy-nav-side", "rst-footer-buttons"]) { return true }
-        if name == "a", hasToken(tag.classes, ["mark"]) { return true }
+        if name == "a", hasToken(tag.classes, ["mark", "srclink"]) { return true }
         if hasToken(tag.id, ["sidebarbutton", "column2", "toc"]) { return true }
         return false
     }

@@ -65,6 +65,27 @@ private let htmlCases: [HTMLCase] = [
         """, title: "File system | Node.js v18 Documentation", expected: [
             C("Streams\n\nReadable.", 6...7, ["File system | Node.js v18 Documentation", "Streams"]),
         ]),
+    HTMLCase(name: "a DocBook note's title labels the note; the section's heading goes on after it", input: """
+        <html><head><title>9.26. Info</title></head><body>
+        <div class="sect1"><h2 class="title">9.26. Info</h2>
+        <p>Functions.</p>
+        <div class="note"><h3 class="title">Note</h3><p>Be careful.</p></div>
+        <p>More functions.</p>
+        <div class="sect2"><h3 class="title">9.26.1. Access</h3><p>Privileges.</p></div>
+        </div></body></html>
+        """, title: "9.26. Info", expected: [
+            C("9.26. Info\n\nFunctions.\n\nNote\n\nBe careful.\n\nMore functions.", 2...5, ["9.26. Info"]),
+            C("9.26.1. Access\n\nPrivileges.", 6...6, ["9.26. Info", "9.26.1. Access"]),
+        ]),
+    HTMLCase(name: "Node.js: the [src] link is not part of the heading", input: """
+        <title>Stream | Node.js v18 Documentation</title>
+        <div id="apicontent">
+        <h2>Stream<span><a class="mark" href="#stream" id="stream">#</a></span><a class="srclink" href="https://x/stream.js">[src]</a></h2>
+        <p>Streams.</p>
+        </div>
+        """, title: "Stream", expected: [
+            C("Stream\n\nStreams.", 3...4, ["Stream"]),
+        ]),
     HTMLCase(name: "Sphinx and generic boilerplate are dropped", input: """
         <div class="related" role="navigation"><h3>Navigation</h3><ul><li>index</li></ul></div>
         <script>var x = "<p>not text</p>";</script><style>p { color: red }</style>

@@ -73,10 +73,17 @@ extension Searcher {
 
     private func hybrid(_ query: String, vector: [Float], k: Int, filter: ChunkFilter, fusion: Fusion, includeText: Bool) throws -> [QueryHit] {
         let depth = max(k, 100)
-        let lexical = try bm25Ranking(query, k: depth, filter: filter)
-        let semantic = try denseCandidates(vector, k: depth, filter: filter)
+        // The two rankings at once: BM25 on one thread while the dense scan runs on the others.
+        let rankings = forEachPart(2) { part -> Result<[(UInt32, Double)], any Error> in
+            Result {
+                part == 0 ? try bm25Ranking(query, k: depth, filter: filter).map { ($0.0, Double($0.1)) }
+                    : try denseCandidates(vector, k: depth, filter: filter)
+            }
+        }
+        let lexical = try rankings[0].get()
+        let semantic = try rankings[1].get()
         var bm25: [UInt32: Double] = [:]
-        for (id, score) in lexical { bm25[id] = Double(score) }
+        for (id, score) in lexical { bm25[id] = score }
         var dense: [UInt32: Double] = [:]
         for (id, score) in semantic { dense[id] = score }
         // Dense similarity of BM25-only candidates is cheap to compute exactly.
@@ -94,7 +101,7 @@ extension Searcher {
             for (rank, (id, _)) in lexical.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
             for (rank, (id, _)) in semantic.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
         case .weighted(let w):
-            let best = max(lexical.first.map { Double($0.1) } ?? 1, 1e-9)
+            let best = max(lexical.first.map { $0.1 } ?? 1, 1e-9)
             for id in Set(bm25.keys).union(dense.keys) {
                 let b = (bm25[id] ?? 0) / best
                 let d = max(dense[id] ?? 0, 0)

@@ -34,7 +34,8 @@ Usage (from the repository root; release dense-bench; the index folder is only r
 Options:
   --queries N (1000), --threads N (2: builds, and faiss's search besides 1), --ef 10,20,40,80,160,320,640,1280,2560,
   --peers tantivy,bm25s,faiss,hnswlib, --skip-install (use the venv as it is), --ragd-json FILE (reuse a
-  dense-bench --json result instead of step 1), --skip-ragd-build, --corpus / --queries-file (SciFact, for step 3),
+  dense-bench --json result, such as EXPORT/ragd.json from an earlier run, instead of step 1), --skip-ragd-build,
+  --corpus / --queries-file (SciFact, for step 3),
   --hnsw-cache (keep the built HNSW graph in EXPORT and load it on later runs; its build time is the one recorded
   when it was built), --out FILE (EXPORT/peers.json).
 The script itself needs only the standard library; the peers run under the venv's python (`--worker`).
@@ -158,13 +159,24 @@ def worker_tantivy(args, result):
         result["index"] = {"documents": searcher.num_docs, "segments": searcher.num_segments,
                            "disk_mb": folder_bytes(folder) / 2**20}
         result["memory"]["after_build"] = status_mb()
-        clean = re.compile(r"[^\w\s]+")
+        # Letters and digits only (tantivy's simple tokenizer splits at anything else), so no query syntax.
+        clean = re.compile(r"[\W_]+")
+        lenient = 0
+
+        def parse(text):
+            nonlocal lenient
+            try:
+                return index.parse_query(clean.sub(" ", text).lower(), ["body"])
+            except ValueError:  # a word the tokenizer still splits in two would be a phrase (no positions)
+                lenient += 1
+                return index.parse_query_lenient(clean.sub(" ", text).lower(), ["body"])[0]
+
         runs = {}
         for name, fetch in (("search + fetch", True), ("search only", False)):
             times, top, clock = [], [], cpu_clock()
             for text in texts_q:
                 started = time.perf_counter()
-                query = index.parse_query(clean.sub(" ", text).lower(), ["body"])
+                query = parse(text)
                 hits = searcher.search(query, K, count=False).hits
                 if fetch:
                     found = []
@@ -179,6 +191,7 @@ def worker_tantivy(args, result):
             if fetch:
                 result["top10"] = top
         result["runs"] = runs
+        result["lenient_queries"] = lenient
         result["memory"]["after_queries"] = status_mb()
         result["threads"] = {"build": args.threads, "query": 1}
     finally:
@@ -242,9 +255,6 @@ def worker_faiss(args, result):
     del vectors
     gc.collect()
     result["memory"]["after_build"] = status_mb()
-    # The exact float32 top ten: one batch search over all queries.
-    _, positions = index.search(queries, K)
-    result["reference_top10"] = ids[positions].tolist()
     runs, tops = {}, {}
     for threads in sorted({args.threads, 1}, reverse=True):
         faiss.omp_set_num_threads(threads)
@@ -259,6 +269,10 @@ def worker_faiss(args, result):
         tops[threads] = top
     result["runs"] = runs
     result["top10"] = tops[args.threads]
+    # The exact float32 top ten: one batch search over all queries (after the timed passes, so that BLAS's
+    # threads, which this starts, do not run beside them).
+    _, positions = index.search(queries, K)
+    result["reference_top10"] = ids[positions].tolist()
     result["memory"]["after_queries"] = status_mb()
     result["threads"] = {"build": args.threads, "query": sorted({args.threads, 1}, reverse=True)}
     result["compile_options"] = faiss.get_compile_options()
@@ -316,9 +330,10 @@ def worker_hnswlib(args, result):
 
 
 def run_worker(args):
-    result = {"peer": args.worker}
+    result = {"peer": args.worker, "load_average_start": load_average()}
     workers = {"tantivy": worker_tantivy, "bm25s": worker_bm25s, "faiss": worker_faiss, "hnswlib": worker_hnswlib}
     workers[args.worker](args, result)
+    result["load_average_end"] = load_average()
     with open(args.result, "w") as handle:
         json.dump(result, handle)
 
@@ -368,7 +383,7 @@ def machine():
     except (OSError, IndexError):
         pass
     try:
-        info["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+        info["commit"] = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True,
                                         text=True).stdout.strip()
     except OSError:
         pass
@@ -449,8 +464,11 @@ def report(data):
     out.append(f"{m.get('cpu', '?')}, {m['cores']} cores, {m['memory_gib']} GiB; {m['uname']}")
     out.append(f"python {versions['python']}; " + ", ".join(f"{n} {versions[n]}" for n in PINS)
                + f"; {m.get('swift', 'swift ?')}; ragd {m.get('commit', '?')}")
-    out.append(f"{ragd['chunks']} chunks, {queries} queries one at a time, k = {K}; load average "
-               f"{data['load_average_start'][0]:.2f} at the start, {data['load_average_end'][0]:.2f} at the end"
+    stages = [("ragd", ragd)] + list(peers.items())
+    loads = ", ".join(f"{name} {part['load_average_start'][0]:.1f}-{part['load_average_end'][0]:.1f}"
+                      for name, part in stages if "load_average_start" in part and "load_average_end" in part)
+    out.append(f"{ragd['chunks']} chunks, {queries} queries one at a time, k = {K}; 1-minute load average at the "
+               f"start and end of each part: {loads}"
                + (f"; OPENBLAS env set: {m['openblas_env']}" if m["openblas_env"] else ""))
     out.append("ratio = peer / ragd (above 1: ragd is faster); CPU/wall: the peer process's CPU time over the pass's "
                "wall time.\nMemory: process RSS after the queries, anonymous + file-backed MB (peak); each peer runs "
@@ -572,13 +590,13 @@ def main():
         with open(args.ragd_json) as handle:
             data["ragd"] = json.load(handle)
     else:
-        ragd_json = os.path.join(tempfile.gettempdir(), f"peers-ragd-{os.getpid()}.json")
+        os.makedirs(args.export, exist_ok=True)
+        ragd_json = os.path.join(args.export, "ragd.json")
         command = [args.dense_bench, "--index", args.index, "--queries", str(args.queries), "--json", ragd_json]
         print("$ " + " ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
         with open(ragd_json) as handle:
             data["ragd"] = json.load(handle)
-        os.remove(ragd_json)
 
     # 2. The exported data.
     if export_is_current(args.index, args.export, args.queries):

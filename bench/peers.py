@@ -117,22 +117,37 @@ def load_queries(export, count):
     return texts, vectors.reshape(-1, dims)[:len(texts)].copy()
 
 
-def bm25_documents(export):
-    """(chunk ids, texts): the heading trail and the text, joined by a newline, as ragd's BM25 analyzes them."""
-    ids, texts = [], []
-    with open(os.path.join(export, "chunks.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            chunk = json.loads(line)
-            ids.append(chunk["id"])
-            texts.append(chunk["heading"] + "\n" + chunk["text"] if chunk["heading"] else chunk["text"])
-    return ids, texts
+class Documents:
+    """The chunks as BM25 peers index them: the heading trail and the text, joined by a newline, as ragd's BM25
+    analyzes them. Held as one UTF-8 buffer and offsets (not a million Python strings), so that freeing it gives
+    the memory back and the RSS measured afterwards is the engine's."""
+
+    def __init__(self, export):
+        from array import array
+        self.ids, self.offsets, self.buffer = array("q"), array("q", [0]), bytearray()
+        with open(os.path.join(export, "chunks.jsonl"), encoding="utf-8") as handle:
+            for line in handle:
+                chunk = json.loads(line)
+                self.ids.append(chunk["id"])
+                text = chunk["heading"] + "\n" + chunk["text"] if chunk["heading"] else chunk["text"]
+                self.buffer += text.encode("utf-8")
+                self.offsets.append(len(self.buffer))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __iter__(self):
+        """(chunk id, text) in order."""
+        buffer, offsets = self.buffer, self.offsets
+        for n, chunk_id in enumerate(self.ids):
+            yield chunk_id, buffer[offsets[n]:offsets[n + 1]].decode("utf-8")
 
 
 def worker_tantivy(args, result):
     import tantivy
     texts_q, _ = load_queries(args.export, args.queries)
     result["memory"] = {"baseline": status_mb()}
-    ids, texts = bm25_documents(args.export)
+    documents = Documents(args.export)
     result["memory"]["after_load"] = status_mb()
     folder = tempfile.mkdtemp(prefix="peers-tantivy-", dir=args.scratch)
     try:
@@ -147,13 +162,13 @@ def worker_tantivy(args, result):
         index.register_tokenizer("en_stem_stop", analyzer)
         started = time.perf_counter()
         writer = index.writer(heap_size=256_000_000 * args.threads, num_threads=args.threads)
-        for chunk_id, text in zip(ids, texts):
+        for chunk_id, text in documents:
             writer.add_document(tantivy.Document(id=chunk_id, body=text))
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
         result["build_s"] = time.perf_counter() - started
-        del ids, texts, writer
+        del documents, writer
         gc.collect()
         searcher = index.searcher()
         result["index"] = {"documents": searcher.num_docs, "segments": searcher.num_segments,
@@ -204,17 +219,17 @@ def worker_bm25s(args, result):
     import Stemmer
     texts_q, _ = load_queries(args.export, args.queries)
     result["memory"] = {"baseline": status_mb()}
-    ids, texts = bm25_documents(args.export)
-    ids = np.asarray(ids, dtype=np.int64)
+    documents = Documents(args.export)
+    ids = np.asarray(documents.ids, dtype=np.int64)
     result["memory"]["after_load"] = status_mb()
     stemmer = Stemmer.Stemmer("english")
     started = time.perf_counter()
-    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    tokens = bm25s.tokenize([text for _, text in documents], stopwords="en", stemmer=stemmer, show_progress=False)
     retriever = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
     retriever.index(tokens, show_progress=False)
     result["build_s"] = time.perf_counter() - started
-    result["index"] = {"documents": len(texts), "vocabulary": len(retriever.vocab_dict)}
-    del texts, tokens
+    result["index"] = {"documents": len(documents), "vocabulary": len(retriever.vocab_dict)}
+    del documents, tokens
     gc.collect()
     result["memory"]["after_build"] = status_mb()
     times, top, clock = [], [], cpu_clock()
@@ -452,8 +467,9 @@ def ratio(peer, ragd):
 
 
 def memory_text(memory):
-    end = memory.get("after_queries") or {}
-    return f"{end.get('anonymous_mb', 0):.0f} + {end.get('file_mb', 0):.0f} (peak {end.get('peak_mb', 0):.0f})"
+    end, base = memory.get("after_queries") or {}, memory.get("baseline") or {}
+    return (f"{end.get('anonymous_mb', 0):.0f} + {end.get('file_mb', 0):.0f} (peak {end.get('peak_mb', 0):.0f}; "
+            f"{base.get('rss_mb', 0):.0f} before loading)")
 
 
 def report(data):
@@ -523,7 +539,8 @@ def report(data):
                  f"{build['build_s']:.1f}" if build else "-",
                  f"{build['disk_mb']:.0f}" if build else "-",
                  f"open {start['store_open_s']:.2f} + vectors {start['vectors_load_s']:.2f}",
-                 f"{rss['anonymous_mb']:.0f} + {rss['index_pages_mb']:.0f} (peak {rss['peak_mb']:.0f})"])
+                 f"{rss['anonymous_mb']:.0f} + {rss['index_pages_mb']:.0f} (peak {rss['peak_mb']:.0f}; "
+                 f"{start['rss_before_mb']:.0f} before opening)"])
     for name in ALL_PEERS:
         if name not in peers:
             continue
@@ -535,7 +552,7 @@ def report(data):
         rows.append([f"{name} ({threads} thread{'s' if threads != 1 else ''}{'; ' + note if note else ''})",
                      f"{peer['build_s']:.1f}", f"{disk:.0f}" if disk else "-", "-", memory_text(peer["memory"])])
     out.append("\nBuild and memory")
-    out.append(table(rows, ["engine", "build s", "on disk MB", "start-up s", "RSS after queries MB: anon + file (peak)"]))
+    out.append(table(rows, ["engine", "build s", "on disk MB", "start-up s", "RSS after queries MB: anon + file (peak; at the start)"]))
     return "\n".join(out)
 
 

@@ -28,7 +28,11 @@ What it does, in order (one heavy job at a time):
   5. A table: ragd beside each peer, ratios peer / ragd (above 1: ragd is faster), recall@10, build times, memory;
      the whole as JSON (--out).
 
-Usage (from the repository root; release dense-bench; the index folder is only read, except LMDB's lock.mdb):
+The index folder is opened through ragd's Store: an index this dense-bench has opened before is not written to
+(data.mdb keeps its checksum; only LMDB's lock.mdb changes). hnswlib has no wheel for this python on PyPI: pip
+compiles it on install, for this CPU.
+
+Usage (from the repository root; release dense-bench):
   swift build -c release --product dense-bench
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/peers.py --index /tmp/ix100k --export /tmp/ix100k-export
 Options:

@@ -10,6 +10,21 @@
 //       --corpus ../shared/data/scifact/corpus.jsonl --queries-file ../shared/data/scifact/queries.jsonl
 //   .build/release/dense-bench --index /tmp/ix --recall 100      # open, time start-up, queries, RSS, recall
 //   (--bm25-only or --dense-only: those modes; --as-schema-2: time the upgrade of a schema-2 index at open)
+//   .build/release/dense-bench --index /tmp/ix --recall 100 --json /tmp/ix.json   # the same figures as JSON too
+//   .build/release/dense-bench --index /tmp/ix --export /tmp/ix-export           # the data bench/peers.py needs
+//
+// --json FILE also writes the figures (per mode p50/p99/mean/max ms, start-up, RSS, recall) and the chunk ids of
+// each query's BM25 and dense top ten, so that other engines' results can be compared with ragd's.
+// --export DIR opens the index (start-up timed as usual), writes what other engines need to index the same
+// chunks and run the same queries, and exits without running queries:
+//   chunks.jsonl   one line per live chunk, ascending id: {"id", "heading", "headings", "text"}; "text" is the
+//                  chunk text as stored, "headings" the stored trail, "heading" the part of the trail that
+//                  ragd's BM25 indexes with the text (newline-separated; empty when the text starts with it)
+//   ids.u32        chunk ids (uint32, little-endian) of the chunks with a vector, ascending
+//   vectors.f32    their float32 vectors as stored in the index (row-major, little-endian), same order
+//   queries.jsonl  {"n", "text"}: the query texts, in the order dense-bench runs them
+//   queries.f32    their vectors (float32, row-major), same order
+//   export.json    counts, dimensions, and the index's data.mdb size and modification time
 //
 // Without `--index` the index is built in a temporary folder and measured in the same process.
 import Foundation
@@ -27,6 +42,8 @@ var indexPath: String? = nil
 var buildOnly = false
 var recallQueries = 0
 var asSchema2 = false  // mark the index as schema 2, so that opening it times the upgrade
+var exportFolder: String? = nil
+var jsonPath: String? = nil
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -40,6 +57,8 @@ while let argument = arguments.next() {
     case "--recall": recallQueries = Int(arguments.next() ?? "") ?? 0
     case "--bm25-only", "--dense-only": break
     case "--as-schema-2": asSchema2 = true
+    case "--export": exportFolder = arguments.next()
+    case "--json": jsonPath = arguments.next()
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -81,23 +100,27 @@ func jsonLines(_ path: String) -> [[String: Any]] {
     return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
 }
 
-func residentMB() -> (rss: Double, peak: Double) {
+/// Fields of /proc/self/status in MB.
+func statusMB(_ names: [String]) -> [Double] {
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    func field(_ name: String) -> Double {
+    return names.map { name in
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
         return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
     }
-    return (field("VmRSS:"), field("VmHWM:"))
+}
+func residentMB() -> (rss: Double, peak: Double) {
+    let values = statusMB(["VmRSS:", "VmHWM:"])
+    return (values[0], values[1])
 }
 /// Resident memory split: anonymous (the process's own) and file-backed (pages of the memory-mapped index, shared
 /// with the page cache and reclaimable).
+func residentSplitMB() -> (anonymous: Double, indexPages: Double) {
+    let values = statusMB(["RssAnon:", "RssFile:", "RssShmem:"])
+    return (values[0], values[1] + values[2])
+}
 func residentSplit() -> String {
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    func field(_ name: String) -> Double {
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
-        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
-    }
-    return "anonymous \(f(field("RssAnon:"), 0)) MB, index pages \(f(field("RssFile:") + field("RssShmem:"), 0)) MB"
+    let split = residentSplitMB()
+    return "anonymous \(f(split.anonymous, 0)) MB, index pages \(f(split.indexPages, 0)) MB"
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -220,6 +243,129 @@ let allVectors: [Float] = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.se
 let queries = Array(queryTexts.prefix(min(queryCount, allVectors.count / dims)))
 let queryVectors = queries.indices.map { Array(allVectors[$0 * dims..<($0 + 1) * dims]) }
 
+/// The figures written by --json.
+var report: [String: Any] = [
+    "index": dir, "chunks": store.counts.chunks, "files": store.counts.files, "vectors": store.embeddingCounts.embedded,
+    "dimensions": dims, "queries": queries.count, "cores": ProcessInfo.processInfo.activeProcessorCount,
+    "load_average_start": loadAverage(),
+    "startup": ["store_open_s": openSeconds, "vectors_load_s": modelSeconds, "rss_before_mb": before.rss,
+                "rss_after_open_mb": afterOpen.rss, "rss_after_vectors_mb": afterModel.rss],
+]
+/// The 1-, 5- and 15-minute load averages.
+func loadAverage() -> [Double] {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").prefix(3).compactMap { Double($0) }
+}
+@MainActor func writeReport() {
+    guard let jsonPath else { return }
+    report["load_average_end"] = loadAverage()
+    do {
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: jsonPath))
+    } catch {
+        FileHandle.standardError.write("cannot write \(jsonPath): \(error)\n".data(using: .utf8)!)
+        exit(1)
+    }
+}
+
+// MARK: Export for other engines (bench/peers.py): the same chunks, vectors and queries.
+
+/// `text` as a JSON string literal (UTF-8 kept as is; quotes, backslashes and control characters escaped).
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    out.reserveCapacity(text.utf8.count + 2)
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// Buffered appends to a new file.
+final class Output {
+    let handle: FileHandle
+    var buffer = Data()
+    init(_ path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+        self.handle = handle
+    }
+    func write(_ data: Data) throws {
+        buffer.append(data)
+        if buffer.count >= 8 << 20 { try flush() }
+    }
+    func write(_ text: String) throws { try write(Data(text.utf8)) }
+    func write(_ values: [Float]) throws { try write(values.withUnsafeBytes { Data($0) }) }
+    func flush() throws {
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+    func close() throws {
+        try flush()
+        try handle.close()
+    }
+}
+
+@MainActor func exportPeerData(to folder: String) throws {
+    let started = Date()
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let ids: [UInt32] = store.withChunkTable { table in (0..<table.lengths.count).compactMap { table.lengths[$0] != 0 ? UInt32($0) : nil } }
+    let chunkFile = try Output(folder + "/chunks.jsonl"), idFile = try Output(folder + "/ids.u32"), vectorFile = try Output(folder + "/vectors.f32")
+    var withVector = 0
+    try store.withSnapshot { snapshot in
+        for id in ids {
+            guard let record = try snapshot.chunk(id) else { continue }
+            // The trail as the store's analysis indexes it: all of it, less the innermost heading when the
+            // text's first line already contains it.
+            var trail = record.headings[...]
+            if let last = record.headings.last, let firstLine = record.text.split(separator: "\n", maxSplits: 1).first, firstLine.contains(last) {
+                trail = record.headings.dropLast()
+            }
+            try chunkFile.write("{\"id\":\(id),\"heading\":\(jsonString(trail.joined(separator: "\n"))),\"headings\":["
+                                + record.headings.map(jsonString).joined(separator: ",") + "],\"text\":\(jsonString(record.text))}\n")
+            if let vector = try snapshot.embedding(id) {
+                var le = id.littleEndian
+                try idFile.write(Data(bytes: &le, count: 4))
+                try vectorFile.write(vector)
+                withVector += 1
+            }
+        }
+    }
+    try chunkFile.close()
+    try idFile.close()
+    try vectorFile.close()
+    let queryOutput = try Output(folder + "/queries.jsonl"), queryVectorOutput = try Output(folder + "/queries.f32")
+    for (n, text) in queries.enumerated() {
+        try queryOutput.write("{\"n\":\(n),\"text\":\(jsonString(text))}\n")
+        try queryVectorOutput.write(queryVectors[n])
+    }
+    try queryOutput.close()
+    try queryVectorOutput.close()
+    let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")
+    let manifest: [String: Any] = [
+        "index": dir, "data_mdb_bytes": (attributes[.size] as? NSNumber)?.int64Value ?? 0,
+        "data_mdb_mtime": (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
+        "chunks": ids.count, "vectors": withVector, "dimensions": dims, "queries": queries.count, "model_id": modelID,
+        "seconds": Date().timeIntervalSince(started),
+    ]
+    try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: folder + "/export.json"))
+    print("exported \(ids.count) chunks, \(withVector) vectors and \(queries.count) queries to \(folder) in \(f(Date().timeIntervalSince(started), 1)) s")
+}
+
+if let exportFolder {
+    try exportPeerData(to: exportFolder)
+    writeReport()
+    exit(0)
+}
+
 /// A stand-in encoder that returns precomputed vectors, so search timing excludes the encoder.
 final class Replay: Embedder, @unchecked Sendable {
     let vectors: [String: [Float]]
@@ -232,29 +378,43 @@ let searcher = Searcher(store: store, embedder: Replay(Dictionary(zip(queries, q
 let exhaustive = Searcher(store: store, queryCacheSize: 0, pruning: false)
 let termCounts = queries.map { searcher.queryTerms($0).count }
 print("\(queries.count) queries (SciFact claims), \(f(Double(termCounts.reduce(0, +)) / Double(max(queries.count, 1)), 1)) terms on average, at most \(termCounts.max() ?? 0)")
+report["query_terms_mean"] = Double(termCounts.reduce(0, +)) / Double(max(queries.count, 1))
+report["query_terms_max"] = termCounts.max() ?? 0
 
 // Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
 let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
 let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"]
     : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil
+var modeFigures: [String: Any] = [:]
+var topTen: [String: [[UInt32]]] = [:]
 for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
+    var ranked: [[UInt32]] = []
     for query in queries {
         let t = Date()
+        let hits: [QueryHit]
         switch mode {
-        case "bm25": _ = try searcher.searchBM25(query, k: 10)
-        case "dense": _ = try searcher.searchDense(query, k: 10)
-        case "hybrid": _ = try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
-        case "bm25 exhaustive": _ = try exhaustive.searchBM25(query, k: 10)
-        case "bm25 exhaustive (mtime filter)": _ = try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
-        default: _ = try searcher.searchBM25(query, k: 10, filter: halfFilter)
+        case "bm25": hits = try searcher.searchBM25(query, k: 10)
+        case "dense": hits = try searcher.searchDense(query, k: 10)
+        case "hybrid": hits = try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
+        case "bm25 exhaustive": hits = try exhaustive.searchBM25(query, k: 10)
+        case "bm25 exhaustive (mtime filter)": hits = try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
+        default: hits = try searcher.searchBM25(query, k: 10, filter: halfFilter)
         }
         times.append(Date().timeIntervalSince(t) * 1000)
+        if mode == "bm25" || mode == "dense" { ranked.append(hits.map(\.chunkID)) }
     }
     print("\(mode): p50 \(f(percentile(times, 50))) ms, p99 \(f(percentile(times, 99))) ms, max \(f(times.max() ?? 0)) ms over \(queries.count) queries (k=10, encoder excluded)")
+    modeFigures[mode] = ["p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "max_ms": times.max() ?? 0,
+                         "mean_ms": times.reduce(0, +) / Double(max(times.count, 1)), "queries": times.count]
+    if !ranked.isEmpty { topTen[mode] = ranked }
 }
 let end = residentMB()
 print("RSS after the queries \(f(end.rss, 0)) MB (\(residentSplit())), peak \(f(end.peak, 0)) MB")
+let endSplit = residentSplitMB()
+report["modes"] = modeFigures
+report["top10_chunk_ids"] = topTen
+report["rss_after_queries"] = ["rss_mb": end.rss, "anonymous_mb": endSplit.anonymous, "index_pages_mb": endSplit.indexPages, "peak_mb": end.peak]
 
 // MARK: Recall@10 of dense search against the exact float32 scan (vectors regenerated from the chunk ids).
 
@@ -280,4 +440,7 @@ if recallQueries > 0 {
         found += best[q].filter { hits.contains($0.1) }.count
     }
     print("dense recall@10 against the exact float32 scan: \(f(Double(found) / Double(10 * sample.count), 4)) over \(sample.count) queries")
+    report["recall"] = ["dense_recall_at_10": Double(found) / Double(10 * sample.count), "queries": sample.count,
+                        "reference": "exact float32 scan of the regenerated chunk vectors"]
 }
+writeReport()

@@ -117,7 +117,7 @@ extension Searcher {
     func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter, threads: Int? = nil) throws -> [(UInt32, Double)] {
         // 4-bit codes order the rows well enough that the exact top ten were always among the best 30 (1,000 real
         // MiniLM vectors) or 50 (a million random ones); the best `candidateCount` get their float32 vectors.
-        let candidateCount = max(k * 4, 64)
+        let candidateCount = max(k * 2, 64)
         let approximate: [(UInt32, Float)] = store.withChunkTable { table in
             let vectors = table.vectors
             let dims = vectors.dimensions

@@ -64,8 +64,9 @@ extension Searcher {
         }
 
         // Phase 1: full scoring while a new chunk could still enter the top-k.
-        var partial = [Float](repeating: 0, count: lengths.count)
+        var partial = scratch.take(count: lengths.count)
         var touched: [UInt32] = []
+        defer { scratch.give(&partial, touched: touched) }
         var threshold = -Float.infinity
         var best: Float = 0  // the highest partial score so far
         var next = 0

@@ -519,9 +519,9 @@ def report(data):
 
     de = ragd["modes"]["dense"]
     reference = peers.get("faiss", {}).get("reference_top10")
-    # Searcher splits the int8 scan over min(4, cores) threads from 65,536 rows on (Searcher.scanThreads).
+    # Searcher splits the 4-bit scan over min(4, cores) threads from 65,536 rows on (Searcher.scanThreads).
     scan = min(4, ragd["cores"]) if ragd["vectors"] >= 65_536 else 1
-    rows = [row(f"ragd dense (int8 scan on {scan} thread{'s' if scan > 1 else ''}, float32 re-score)", de, de,
+    rows = [row(f"ragd dense (4-bit scan on {scan} thread{'s' if scan > 1 else ''}, float32 re-score)", de, de,
                 [f"{recall(ragd_top['dense'], reference):.4f}" if reference else "-"])]
     if "faiss" in peers:
         for run, figures in peers["faiss"]["runs"].items():

@@ -3,18 +3,20 @@
 # "RSS" figure cannot hide in LMDB's mapped file: everything the process touches is charged to the cgroup, and
 # the kernel reclaims pages beyond the limit. Needs root and the cgroup v1 memory controller (or cgroup v2).
 #
-#   bench/memory_cap.sh --limit-mb 1536 --dense-bench .build/release/dense-bench --index /tmp/ix1m [dense-bench args…]
+#   bench/memory_cap.sh --limit-mb 1536 [--runs 2] --dense-bench .build/release/dense-bench --index /tmp/ix1m [dense-bench args…]
 #
 # The page cache is dropped first (echo 3 > /proc/sys/vm/drop_caches): pages cached earlier stay charged to
 # whoever read them, so without this the limit would not apply to them. Start-up is therefore cold.
 set -euo pipefail
 limit_mb=1536
+runs=1
 bench=.build/release/dense-bench
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --limit-mb) limit_mb=$2; shift 2 ;;
         --dense-bench) bench=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;   # runs after the first find the cgroup's page cache as the first left it
         *) args+=("$1"); shift ;;
     esac
 done
@@ -38,6 +40,8 @@ trap 'rmdir "$cg" 2>/dev/null || true' EXIT
 sync
 echo 3 > /proc/sys/vm/drop_caches
 echo "cgroup $cg: limit $limit_mb MiB (anonymous memory and page cache); page cache dropped"
-echo "$ $bench ${args[*]}"
-bash -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$cg" "$bench" "${args[@]}"
+for run in $(seq 1 "$runs"); do
+    echo "run $run: $ $bench ${args[*]}"
+    bash -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$cg" "$bench" "${args[@]}"
+done
 echo "cgroup peak usage: $(( $(cat "$peak_file") >> 20 )) MiB of $limit_mb MiB; limit hits (failcnt/events): $(cat "$fail_file" | tr '\n' ' ')"

@@ -52,7 +52,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, mapSize))
             try check(mdb_env_set_maxreaders(env, 256))
             // MDB_NOTLS: read transactions are not tied to the thread that began them (we use thread pools).
-            try check(mdb_env_open(env, directory, UInt32(MDB_NOTLS), 0o600))
+            try check(mdb_env_open(env, directory, UInt32(MDB_NOTLS | MDB_NORDAHEAD), 0o600))
         } catch {
             mdb_env_close(env)
             throw error

@@ -56,6 +56,7 @@ while let argument = arguments.next() {
     case "--build-only": buildOnly = true
     case "--recall": recallQueries = Int(arguments.next() ?? "") ?? 0
     case "--bm25-only", "--dense-only": break
+    case "--mode": _ = arguments.next()   // one mode only, by its printed name (e.g. "bm25")
     case "--as-schema-2": asSchema2 = true
     case "--export": exportFolder = arguments.next()
     case "--json": jsonPath = arguments.next()
@@ -383,8 +384,9 @@ report["query_terms_max"] = termCounts.max() ?? 0
 
 // Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
 let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
-let modes = CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"]
-    : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil
+let onlyMode = CommandLine.arguments.firstIndex(of: "--mode").flatMap { $0 + 1 < CommandLine.arguments.count ? CommandLine.arguments[$0 + 1] : nil }
+let modes = onlyMode.map { [$0] } ?? (CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)"]
+    : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil)
 var modeFigures: [String: Any] = [:]
 var topTen: [String: [[UInt32]]] = [:]
 for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {

@@ -16,7 +16,7 @@ struct ChurnConsistencyTests {
 
     /// `/d/f<n>.md` at `version`: 1 to 4 chunks; each text names its file and lines and carries three words.
     static func file(_ n: Int, version: Int, analyzer: Analyzer) -> PreparedFile {
-        var rng = SplitMix(seed: UInt64(n * 1_000_003 + version))
+        var rng = SeededGenerator(seed: UInt64(n * 1_000_003 + version))
         let count = 1 + Int(rng.next() % 4)
         let chunks = (0..<count).map { i -> PreparedChunk in
             let low = i * 10 + 1 + version % 5
@@ -65,7 +65,7 @@ struct ChurnConsistencyTests {
                 group.enter()
                 Thread {
                     defer { group.leave() }
-                    var rng = SplitMix(seed: UInt64(reader + 1))
+                    var rng = SeededGenerator(seed: UInt64(reader + 1))
                     repeat {
                         let term = Self.words[Int(rng.next() % UInt64(Self.words.count))]
                         do {
@@ -84,7 +84,7 @@ struct ChurnConsistencyTests {
                 }.start()
             }
             // The writer: 1,500 transactions of three rewritten files each, vectors stored after each.
-            var rng = SplitMix(seed: 99)
+            var rng = SeededGenerator(seed: 99)
             for version in 1...1_500 {
                 try store.apply((0..<3).map { _ in .upsert(Self.file(Int(rng.next() % UInt64(fileCount)), version: version, analyzer: analyzer)) })
                 try embedPending()
@@ -99,18 +99,5 @@ struct ChurnConsistencyTests {
             // leaves room for that; without reuse the counter would pass 10,000.)
             #expect(store.chunkIDUsage.next < 5_000)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

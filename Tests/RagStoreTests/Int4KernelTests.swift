@@ -1,4 +1,5 @@
 @testable import RagVectorKernels
+import RagTestSupport
 import RagVectorKernelsAVX512
 import Testing
 
@@ -30,7 +31,7 @@ struct Int4KernelTests {
     /// Both builds of the loop (Zen 4 where this CPU has it, and the portable one) give the exact integer sums.
     @Test(arguments: [1, 5, 31, 192, 193])
     func dotRowsMatchReference(stride: Int) {
-        var rng = SplitMix(state: UInt64(stride))
+        var rng = SeededGenerator(seed: UInt64(stride))
         let rowCount = 37
         let rows = (0..<(rowCount * stride)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let query = (0..<(2 * stride)).map { _ in Int8.random(in: -127...127, using: &rng) }
@@ -52,17 +53,5 @@ struct Int4KernelTests {
             dotRows4AVX512(query: query, rows: rows, rowCount: rowCount, stride: stride, scores: &wide)
             #expect(wide == reference)
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64), so failures reproduce.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -76,9 +76,12 @@ public final class EmbedWorker: Sendable {
         for _ in 0..<8 { wakeUp.signal() }
     }
 
+    /// Whether "embedding chunks" was logged and "embeddings up to date" not yet: shared by the worker's threads,
+    /// so each stretch of work is logged once, not once per thread.
+    private let announced = Atomic<Bool>(false)
+
     /// The worker loop; returns after `stop()`. May run on several threads at once (each embeds its own batches).
     public func run() {
-        var announced = false
         while !stopped.load(ordering: .relaxed) {
             var skip = failed.withLock { $0 }
             var candidates = store.chunksWithoutEmbedding(limit: batchSize * 4 + skip.count)
@@ -106,16 +109,14 @@ public final class EmbedWorker: Sendable {
                 }
                 stretchStart.store(0, ordering: .relaxed)
                 onBatch()
-                if announced {
+                if announced.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
                     logger.info("embeddings up to date", metadata: ["embedded": "\(embedded)"])
-                    announced = false
                 }
                 _ = wakeUp.wait(timeout: .now() + .seconds(30))
                 continue
             }
-            if !announced && pending > batchSize {
+            if pending > batchSize, announced.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
                 logger.info("embedding chunks", metadata: ["chunks.pending": "\(pending)", "model": "\(embedder.modelID)"])
-                announced = true
             }
             let now = DispatchTime.now().uptimeNanoseconds
             busySince.store(now, ordering: .relaxed)

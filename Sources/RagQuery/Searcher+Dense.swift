@@ -71,13 +71,16 @@ extension Searcher {
         return try store.withPinnedChunkIDs { try hybrid(query, vector: vector, k: k, filter: filter, fusion: fusion, includeText: includeText) }
     }
 
+    /// Fusion runs on the 4-bit estimates of the dense similarities (in memory, no page reads); the best
+    /// `2k + 10` fused candidates then get their exact float32 similarity and are fused again before the cut, so the
+    /// scores returned are exact. (Re-scoring every candidate read up to 300 float32 vectors a query.)
     private func hybrid(_ query: String, vector: [Float], k: Int, filter: ChunkFilter, fusion: Fusion, includeText: Bool) throws -> [QueryHit] {
         let depth = max(k, 100)
         // The two rankings at once: BM25 on one thread while the dense scan runs on the others.
         let rankings = forEachPart(2) { part -> Result<[(UInt32, Double)], any Error> in
             Result {
                 part == 0 ? try bm25Ranking(query, k: depth, filter: filter).map { ($0.0, Double($0.1)) }
-                    : try denseCandidates(vector, k: depth, filter: filter)
+                    : try denseCandidates(vector, k: depth, filter: filter, rescore: false)
             }
         }
         let lexical = try rankings[0].get()
@@ -86,38 +89,64 @@ extension Searcher {
         for (id, score) in lexical { bm25[id] = score }
         var dense: [UInt32: Double] = [:]
         for (id, score) in semantic { dense[id] = score }
-        // Dense similarity of BM25-only candidates is cheap to compute exactly.
-        let missing = lexical.map(\.0).filter { dense[$0] == nil }
-        if !missing.isEmpty {
-            try store.withSnapshot { snapshot in
-                for id in missing {
-                    if let v = try snapshot.embedding(id) { dense[id] = Double(dot(v, vector)) }
+        // BM25-only candidates get their 4-bit estimate too.
+        for (id, score) in approximateCosines(vector, ids: lexical.map(\.0).filter { dense[$0] == nil }) { dense[id] = score }
+        let best = max(lexical.first.map { $0.1 } ?? 1, 1e-9)
+        func fuse(_ dense: [UInt32: Double]) -> [UInt32: Double] {
+            var fused: [UInt32: Double] = [:]
+            switch fusion {
+            case .reciprocalRank(let c):
+                for (rank, (id, _)) in lexical.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
+                for (rank, (id, _)) in semantic.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
+            case .weighted(let w):
+                for id in Set(bm25.keys).union(dense.keys) {
+                    fused[id] = w * max(dense[id] ?? 0, 0) + (1 - w) * (bm25[id] ?? 0) / best
                 }
             }
+            return fused
         }
-        var fused: [UInt32: Double] = [:]
-        switch fusion {
-        case .reciprocalRank(let c):
-            for (rank, (id, _)) in lexical.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
-            for (rank, (id, _)) in semantic.enumerated() { fused[id, default: 0] += 1 / (c + Double(rank + 1)) }
-        case .weighted(let w):
-            let best = max(lexical.first.map { $0.1 } ?? 1, 1e-9)
-            for id in Set(bm25.keys).union(dense.keys) {
-                let b = (bm25[id] ?? 0) / best
-                let d = max(dense[id] ?? 0, 0)
-                fused[id] = w * d + (1 - w) * b
+        func ranked(_ fused: [UInt32: Double]) -> [(key: UInt32, value: Double)] {
+            fused.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+        }
+        let shortlist = ranked(fuse(dense)).prefix(2 * k + 10).map(\.key)
+        try store.withSnapshot { snapshot in
+            for id in shortlist {
+                if let v = try snapshot.embedding(id) { dense[id] = Double(dot(v, vector)) }
             }
         }
-        let order = fused.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(k)
+        let exactFused = fuse(dense)
+        let order = ranked(Dictionary(uniqueKeysWithValues: shortlist.compactMap { id in exactFused[id].map { (id, $0) } })).prefix(k)
         return try hits(for: order.map { ($0.key, $0.value, bm25[$0.key], dense[$0.key]) }, includeText: includeText)
     }
 
-    /// Top candidates by the 4-bit first pass, re-scored exactly: (chunk id, cosine), best first.
-    /// `threads` overrides the split of the scan (tests).
-    func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter, threads: Int? = nil) throws -> [(UInt32, Double)] {
+    /// 4-bit estimates of the cosine of `vector` with the chunks `ids` that have a vector.
+    func approximateCosines(_ vector: [Float], ids: [UInt32]) -> [(UInt32, Double)] {
+        guard !ids.isEmpty else { return [] }
+        return store.withChunkTable { table in
+            let vectors = table.vectors
+            guard vectors.dimensions == vector.count else { return [] }
+            let query = ScanQuery(vector, stride: vectors.stride)
+            var result: [(UInt32, Double)] = []
+            var sum: Int32 = 0
+            vectors.codes.withUnsafeBufferPointer { rows in
+                query.codes.withUnsafeBufferPointer { q in
+                    for id in ids where vectors.has(id) {
+                        VectorKernels.dotRows4(query: q.baseAddress!, rows: rows.baseAddress! + Int(id) * vectors.stride, rowCount: 1,
+                                               stride: vectors.stride, scores: &sum)
+                        result.append((id, Double(query.estimate(sum, step: vectors.scales[Int(id)]))))
+                    }
+                }
+            }
+            return result
+        }
+    }
+
+    /// Top candidates by the 4-bit first pass, re-scored exactly: (chunk id, cosine), best first. Without
+    /// `rescore`, the best `k` by their 4-bit estimates. `threads` overrides the split of the scan (tests).
+    func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter, threads: Int? = nil, rescore: Bool = true) throws -> [(UInt32, Double)] {
         // 4-bit codes order the rows well enough that the exact top ten were always among the best 30 (1,000 real
         // MiniLM vectors) or 50 (a million random ones); the best `candidateCount` get their float32 vectors.
-        let candidateCount = max(k * 2, 64)
+        let candidateCount = rescore ? max(k * 2, 64) : k
         let approximate: [(UInt32, Float)] = store.withChunkTable { table in
             let vectors = table.vectors
             let dims = vectors.dimensions
@@ -146,6 +175,7 @@ extension Searcher {
             for heap in heaps { for (id, score) in heap.sorted() { merged.insert(id: id, score: score) } }
             return merged.sorted()
         }
+        guard rescore else { return approximate.map { ($0.0, Double($0.1)) } }
         var exact: [(UInt32, Double)] = []
         try store.withSnapshot { snapshot in
             for (id, approx) in approximate {
@@ -241,6 +271,10 @@ struct ScanQuery {
         offset = 15 * quantised.reduce(Int32(0)) { $0 + Int32($1) }
         factor = scale / 2
     }
+
+    /// The cosine estimate of a raw kernel sum for a row of step `step`.
+    @inline(__always)
+    func estimate(_ sum: Int32, step: Float) -> Float { Float(2 &* sum &- offset) * factor * step }
 }
 
 /// The in-memory codes one dense scan reads (valid while the chunk table's read lock is held).
@@ -263,7 +297,7 @@ struct ScanInput: @unchecked Sendable {
                     let index = start &+ offset
                     // Rows without a vector have step 0 and score 0: the cut rejects them cheaply once the heap
                     // is full of better ones; the liveness check below catches the rest.
-                    let score = Float(2 &* out[offset] &- self.offset) * factor * scales[index]
+                    let score = Float(2 &* out[offset] &- self.offset) * factor * scales[index]   // ScanQuery.estimate
                     if score < worst { continue }
                     guard scales[index] != 0 && lengths[index] != 0 else { continue }
                     if admission.filtering {

@@ -11,8 +11,8 @@ extension Searcher {
     /// no new chunk can enter, so the remaining (common, low-weight) terms only update the candidates whose
     /// partial score plus the bounds left still reaches θ: their postings are walked page by page, pages below the
     /// next candidate skipped by their last id. Filters and deleted chunks are checked before a chunk counts, so
-    /// θ comes from admitted chunks only. The survivors are re-scored summing in query-term order, as `score`
-    /// does, so the top-k is identical to exhaustive scoring.
+    /// θ comes from admitted chunks only. Both scorers add a chunk's contributions in `scoringOrder`, so the
+    /// survivors' scores, and the top-k, are identical to exhaustive scoring.
     func scoreMaxScore(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
         guard let scale = BM25Scale(table: table, parameters: parameters) else { return [] }
@@ -20,18 +20,8 @@ extension Searcher {
         let fileOf = table.fileOf
         let (constant, lengthFactor) = (scale.constant, scale.lengthFactor)
 
-        struct Term { let position: Int, term: String, weight: Float, bound: Float }
-        var list: [Term] = []
-        for (position, (term, queryCount)) in terms.enumerated() {
-            let df = try snapshot.documentFrequency(term)
-            guard df > 0 else { continue }
-            let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
-            let maximum = try snapshot.termBound(term)?.maximum(constant: constant, lengthFactor: lengthFactor) ?? 1
-            // Widened a little so that rounding can never make a bound lower than a real contribution.
-            list.append(Term(position: position, term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
-        }
+        let list = try scoringOrder(terms, scale: scale, snapshot: snapshot)
         guard !list.isEmpty else { return [] }
-        list.sort { $0.bound > $1.bound }
         // rest[i]: the bounds of terms i... summed (rest[count] is exactly 0).
         var rest = [Float](repeating: 0, count: list.count + 1)
         for i in stride(from: list.count - 1, through: 0, by: -1) { rest[i] = rest[i + 1] + list[i].bound }
@@ -55,12 +45,13 @@ extension Searcher {
             let tf = Float(tf)
             return weight * tf / (tf + constant + lengthFactor * Float(lengths[id]))
         }
-        /// The k-th best of `scores` over `ids` (−∞ when fewer).
-        func kth(_ ids: [UInt32], _ scores: [Float]) -> Float {
+        /// The k-th best of `scores` over `ids` if it is above `floor` (else −∞): only scores above `floor` enter
+        /// the heap, which is all `max(floor, kth)` needs.
+        func kth(_ ids: [UInt32], _ scores: [Float], above floor: Float) -> Float {
             guard ids.count >= k else { return -.infinity }
             var heap = TopK(k: k)
-            for id in ids { heap.insert(id: id, score: scores[Int(id)]) }
-            return heap.worstScore ?? -.infinity
+            for id in ids where scores[Int(id)] > floor { heap.insert(id: id, score: scores[Int(id)]) }
+            return heap.isFull ? heap.worstScore ?? -.infinity : -.infinity
         }
 
         // Phase 1: full scoring while a new chunk could still enter the top-k.
@@ -86,13 +77,13 @@ extension Searcher {
             }
             next += 1
             // θ can stop this phase only once some chunk beats the bounds left (the k-th best costs a pass).
-            if best >= rest[next] { threshold = max(threshold, kth(touched, partial)) }
+            if best >= rest[next] { threshold = max(threshold, kth(touched, partial, above: threshold)) }
         }
 
         // Phase 2: the remaining terms only complete the candidates that can still reach θ.
         var candidates = touched.filter { canReach(partial[Int($0)], next, threshold) }
         if next < list.count {
-            candidates.sort()
+            sortIDs(&candidates, below: lengths.count)
             var isCandidate: [Bool] = []
             while next < list.count && !candidates.isEmpty {
                 let term = list[next]
@@ -121,26 +112,39 @@ extension Searcher {
                     for id in candidates { isCandidate[Int(id)] = false }
                 }
                 next += 1
-                threshold = max(threshold, kth(candidates, partial))
+                threshold = max(threshold, kth(candidates, partial, above: threshold))
                 candidates.removeAll { !canReach(partial[Int($0)], next, threshold) }
             }
         }
 
-        // Exact scores of the survivors, summed in query order like the exhaustive scorer (sums in another order
-        // may differ in the last bit; the margin keeps every chunk that could tie or win).
-        let finalists = candidates.filter { canReach(partial[Int($0)], list.count, threshold) }.sorted()
-        var exact = [Float](repeating: 0, count: finalists.count)
-        for term in list.sorted(by: { $0.position < $1.position }) {
-            let cursor = try snapshot.postingCursor(term.term)
-            defer { cursor.close() }
-            for (i, id) in finalists.enumerated() {
-                try cursor.seek(id)
-                if cursor.chunkID == .max { break }
-                if cursor.chunkID == id { exact[i] += contribution(term.weight, cursor.tf, Int(id)) }
-            }
-        }
+        // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the exhaustive
+        // scorer adds them, so they are its scores to the last bit.
+        let finalists = candidates.filter { canReach(partial[Int($0)], list.count, threshold) }
+        let exact = finalists.map { partial[Int($0)] }
         var heap = TopK(k: k)
         for (i, id) in finalists.enumerated() { heap.insert(id: id, score: exact[i]) }
         return heap.sorted()
     }
+}
+
+/// Sorts distinct chunk ids below `limit`: many of them through a bitmap of the id range (linear), few by comparison.
+func sortIDs(_ ids: inout [UInt32], below limit: Int) {
+    guard ids.count > 1 else { return }
+    // A comparison sort costs about n log n; the bitmap pass, limit / 64 words plus n.
+    guard ids.count * 16 > limit / 64 else {
+        ids.sort()
+        return
+    }
+    var words = [UInt64](repeating: 0, count: (limit + 63) / 64)
+    for id in ids where Int(id) < limit { words[Int(id) >> 6] |= 1 << (UInt64(id) & 63) }
+    var n = 0
+    for (w, word) in words.enumerated() where word != 0 {
+        var bits = word
+        while bits != 0 {
+            ids[n] = UInt32(w << 6 | bits.trailingZeroBitCount)
+            n += 1
+            bits &= bits - 1
+        }
+    }
+    ids.removeLast(ids.count - n)
 }

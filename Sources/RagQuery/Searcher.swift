@@ -162,6 +162,27 @@ public final class Searcher: Sendable {
         }
     }
 
+    /// A query term that occurs in the index: its BM25 weight and an upper bound of its contribution to any chunk.
+    struct ScoredTerm {
+        let position: Int, term: String, weight: Float, bound: Float
+    }
+
+    /// The query's terms that occur, by decreasing bound (ties by position in the query): the order in which both
+    /// scorers add up a chunk's score. Each bound is the term's `TermBound` frontier, or its weight when none is
+    /// stored (tf / (tf + K) < 1), widened a little so that rounding never puts it below a real contribution.
+    func scoringOrder(_ terms: [(term: String, count: Int)], scale: BM25Scale, snapshot: Snapshot) throws -> [ScoredTerm] {
+        var list: [ScoredTerm] = []
+        for (position, (term, queryCount)) in terms.enumerated() {
+            let df = try snapshot.documentFrequency(term)
+            guard df > 0 else { continue }
+            let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
+            let maximum = try snapshot.termBound(term)?.maximum(constant: scale.constant, lengthFactor: scale.lengthFactor) ?? 1
+            list.append(ScoredTerm(position: position, term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
+        }
+        list.sort { $0.bound > $1.bound || ($0.bound == $1.bound && $0.position < $1.position) }
+        return list
+    }
+
     /// Exhaustive term-at-a-time scoring: every posting of every query term.
     private func score(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
@@ -175,11 +196,11 @@ public final class Searcher: Sendable {
         var allowedFile: [UInt32: Bool] = [:]
         let filtering = !filter.isEmpty
 
-        for (term, queryCount) in terms {
-            let df = try snapshot.documentFrequency(term)
-            guard df > 0 else { continue }
-            let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
-            try snapshot.postings(term) { page in
+        // Terms in the MaxScore scorer's order, so that both sum each chunk's score in the same order and agree
+        // to the last bit.
+        for scored in try scoringOrder(terms, scale: scale, snapshot: snapshot) {
+            let weight = scored.weight
+            try snapshot.postings(scored.term) { page in
                 let count = page.count / Store.postingSize
                 var offset = 0
                 for _ in 0..<count {

@@ -56,6 +56,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // glibc's mallopt and malloc_trim (malloc.h), for the daemon's heap policy.
         .systemLibrary(name: "CMalloc"),
+        // CPUID and XGETBV (which dense-scan loop this CPU can run).
+        .systemLibrary(name: "CCPU"),
 
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
         // Optimised in debug builds too: hashing the model weights and analysing text dominate test time otherwise.
@@ -76,7 +78,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // BM25 retrieval over the store.
         .target(name: "RagVectorKernelsAVX512", swiftSettings: wideVectorKernelSettings),
-        .target(name: "RagVectorKernels", dependencies: ["RagVectorKernelsAVX512"], swiftSettings: vectorKernelSettings),
+        .target(name: "RagVectorKernels", dependencies: ["RagVectorKernelsAVX512", "CCPU"], swiftSettings: vectorKernelSettings),
         .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [

@@ -1,3 +1,4 @@
+import CCPU
 import RagVectorKernelsAVX512
 #if canImport(Glibc)
 import Glibc
@@ -65,31 +66,12 @@ extension VectorKernels {
         }
     }
 
-    /// Whether the Zen 4 kernel runs: the CPU reports every AVX-512 extension `-target-cpu znver4` may use
-    /// (from /proc/cpuinfo), and `RAGD_VECTOR_KERNEL` is not `portable`.
+    /// Whether the Zen 4 kernel runs: the CPU has every AVX-512 extension `-target-cpu znver4` may use and the OS
+    /// saves their state (CPUID and XGETBV), and `RAGD_VECTOR_KERNEL` is not `portable`.
     public static let wideKernelEnabled: Bool = {
         if let choice = getenv("RAGD_VECTOR_KERNEL"), String(cString: choice) == "portable" { return false }
         return cpuHasZen4Extensions
     }()
 
-    /// The flags a znver4 build may emit beyond haswell's, as Linux names them.
-    static let zen4Flags: Set<String> = [
-        "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512ifma", "avx512vbmi", "avx512_vbmi2",
-        "avx512_vnni", "avx512_bitalg", "avx512_vpopcntdq", "avx512_bf16", "gfni", "vaes", "vpclmulqdq",
-    ]
-
-    static let cpuHasZen4Extensions: Bool = {
-        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, file) > 0, let line {
-            let text = String(cString: line)
-            guard text.hasPrefix("flags") else { continue }
-            let flags = Set(text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }).map(String.init))
-            return zen4Flags.isSubset(of: flags)
-        }
-        return false
-    }()
+    static let cpuHasZen4Extensions: Bool = ragd_cpu_has_zen4_extensions() != 0
 }

@@ -1,3 +1,4 @@
+import Foundation
 @testable import RagVectorKernels
 import RagTestSupport
 import RagVectorKernelsAVX512
@@ -53,5 +54,21 @@ struct Int4KernelTests {
             dotRows4AVX512(query: query, rows: rows, rowCount: rowCount, stride: stride, scores: &wide)
             #expect(wide == reference)
         }
+    }
+}
+
+/// The CPUID check agrees with the flags Linux reports in /proc/cpuinfo (when the test can read it).
+struct CPUFeatureTests {
+    /// The flags a znver4 build may emit beyond haswell's, as Linux names them.
+    static let zen4Flags: Set<String> = [
+        "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512ifma", "avx512vbmi", "avx512_vbmi2",
+        "avx512_vnni", "avx512_bitalg", "avx512_vpopcntdq", "avx512_bf16", "gfni", "vaes", "vpclmulqdq",
+    ]
+
+    @Test func cpuidAgreesWithProcCpuinfo() throws {
+        let text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
+        #expect(VectorKernels.cpuHasZen4Extensions == CPUFeatureTests.zen4Flags.isSubset(of: flags))
     }
 }

@@ -274,7 +274,12 @@ struct ScanQuery {
 
     /// The cosine estimate of a raw kernel sum for a row of step `step`.
     @inline(__always)
-    func estimate(_ sum: Int32, step: Float) -> Float { Float(2 &* sum &- offset) * factor * step }
+    func estimate(_ sum: Int32, step: Float) -> Float { ScanQuery.estimate(sum, offset: offset, factor: factor, step: step) }
+
+    @inline(__always)
+    static func estimate(_ sum: Int32, offset: Int32, factor: Float, step: Float) -> Float {
+        Float(2 &* sum &- offset) * factor * step
+    }
 }
 
 /// The in-memory codes one dense scan reads (valid while the chunk table's read lock is held).
@@ -297,7 +302,7 @@ struct ScanInput: @unchecked Sendable {
                     let index = start &+ offset
                     // Rows without a vector have step 0 and score 0: the cut rejects them cheaply once the heap
                     // is full of better ones; the liveness check below catches the rest.
-                    let score = Float(2 &* out[offset] &- self.offset) * factor * scales[index]   // ScanQuery.estimate
+                    let score = ScanQuery.estimate(out[offset], offset: self.offset, factor: factor, step: scales[index])
                     if score < worst { continue }
                     guard scales[index] != 0 && lengths[index] != 0 else { continue }
                     if admission.filtering {

@@ -66,8 +66,8 @@ extension Searcher {
             try snapshot.postings(term.term) { page in
                 var offset = 0
                 for _ in 0..<(page.count / Store.postingSize) {
-                    let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
-                    let tf = UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5])
+                    let (chunk, tf) = Store.posting(page, at: offset)
+                    let id = Int(chunk)
                     offset += Store.postingSize
                     guard id < lengths.count, lengths[id] != 0, admitted(id) else { continue }
                     if partial[id] == 0 { touched.append(UInt32(id)) }
@@ -103,8 +103,8 @@ extension Searcher {
                     try snapshot.postings(term.term) { page in
                         var offset = 0
                         for _ in 0..<(page.count / Store.postingSize) {
-                            let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
-                            let tf = UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5])
+                            let (chunk, tf) = Store.posting(page, at: offset)
+                            let id = Int(chunk)
                             offset += Store.postingSize
                             if id < lengths.count && isCandidate[id] { partial[id] += contribution(term.weight, tf, id) }
                         }

@@ -204,8 +204,8 @@ public final class Searcher: Sendable {
                 let count = page.count / Store.postingSize
                 var offset = 0
                 for _ in 0..<count {
-                    let id = Int(UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]))
-                    let tf = Float(UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5]))
+                    let (chunk, count) = Store.posting(page, at: offset)
+                    let id = Int(chunk), tf = Float(count)
                     offset += Store.postingSize
                     guard id < lengths.count else { continue }
                     let dl = lengths[id]

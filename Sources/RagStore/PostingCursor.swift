@@ -80,8 +80,7 @@ public final class PostingCursor {
     }
 
     @inline(__always) private func id(at i: Int) -> UInt32 {
-        let o = i * Store.postingSize
-        return UInt32(page[o]) << 24 | UInt32(page[o + 1]) << 16 | UInt32(page[o + 2]) << 8 | UInt32(page[o + 3])
+        Store.posting(page, at: i * Store.postingSize).id
     }
 
     private func loadPage(_ op: MDB_cursor_op) throws {
@@ -105,8 +104,6 @@ public final class PostingCursor {
             chunkID = .max
             return
         }
-        chunkID = id(at: index)
-        let o = index * Store.postingSize
-        tf = UInt16(page[o + 4]) << 8 | UInt16(page[o + 5])
+        (chunkID, tf) = Store.posting(page, at: index * Store.postingSize)
     }
 }

@@ -160,6 +160,13 @@ public final class Store: Sendable {
     /// Size of one posting entry.
     public static let postingSize = 6
 
+    /// The posting entry at byte `offset` of a postings page: `[chunk id BE32][tf BE16]`.
+    @inlinable @inline(__always)
+    public static func posting(_ page: UnsafeRawBufferPointer, at offset: Int) -> (id: UInt32, tf: UInt16) {
+        (UInt32(page[offset]) << 24 | UInt32(page[offset + 1]) << 16 | UInt32(page[offset + 2]) << 8 | UInt32(page[offset + 3]),
+         UInt16(page[offset + 4]) << 8 | UInt16(page[offset + 5]))
+    }
+
     let env: LMDBEnvironment
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
     /// Per term, the frontier bounding its BM25 weight (`TermBound`), for dynamic pruning.

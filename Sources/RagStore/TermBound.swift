@@ -82,8 +82,9 @@ extension Store {
                 var full = TermBound()
                 try txn.forEachDuplicatePage(postings, key: key) { page in
                     for o in stride(from: 0, to: page.count - Store.postingSize + 1, by: Store.postingSize) {
-                        let length = try txn.withValue(norms, key: Array(page[o..<o + 4])) { readBE32($0, at: 4) } ?? 1
-                        full.add(tf: UInt16(page[o + 4]) << 8 | UInt16(page[o + 5]), length: length)
+                        let (id, tf) = Store.posting(page, at: o)
+                        let length = try txn.withValue(norms, key: beKey(id)) { readBE32($0, at: 4) } ?? 1
+                        full.add(tf: tf, length: length)
                     }
                 }
                 try txn.put(termBounds, key: key, value: full.encoded())
@@ -108,9 +109,8 @@ extension Store {
             var bound = TermBound()
             try txn.forEachDuplicatePage(postings, key: term) { page in
                 for o in stride(from: 0, to: page.count - Store.postingSize + 1, by: Store.postingSize) {
-                    let id = Int(readBE32(page, at: o))
-                    let tf = UInt16(page[o + 4]) << 8 | UInt16(page[o + 5])
-                    bound.add(tf: tf, length: id < lengths.count ? lengths[id] : 1)
+                    let (id, tf) = Store.posting(page, at: o)
+                    bound.add(tf: tf, length: Int(id) < lengths.count ? lengths[Int(id)] : 1)
                 }
             }
             try txn.put(bounds, key: term, value: bound.encoded())

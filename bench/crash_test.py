@@ -189,7 +189,10 @@ def main():
             only_fresh = sorted(set(fresh_inventory.items()) - set(final_inventory.items()))[:5]
             failures.append(f"inventories differ: only after crashes {only_final}, only fresh {only_fresh}")
         if not answers_equal:
-            failures.append("search answers differ from a fresh index")
+            differing = [(q, a, b) for q, a, b in zip(queries, final_answers, fresh_answers) if a != b]
+            q, a, b = differing[0]
+            failures.append(f"search answers differ from a fresh index for {len(differing)} of {len(queries)} queries; "
+                            f"{q!r}: only after crashes {sorted(set(a) - set(b))[:3]}, only fresh {sorted(set(b) - set(a))[:3]}")
         summary = {"kills": args.kills, "survived": survived, "writer_operations": writer.ops,
                    "files": len(fresh_inventory), "chunks": sum(c for _, c in fresh_inventory.values()),
                    "inventory_equal": inventory_equal, "answers_equal": answers_equal,

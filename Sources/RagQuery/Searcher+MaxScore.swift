@@ -5,8 +5,9 @@ extension Searcher {
     /// BM25 top-`k` with MaxScore pruning (Turtle and Flood 1995), term at a time.
     ///
     /// Each term has an upper bound on its weight in any chunk: its `TermBound` frontier, or `weight` itself
-    /// when none is stored (tf / (tf + K) < 1). Terms are taken by decreasing bound and their postings scored in
-    /// full while a chunk matching none of them so far could still reach the top-k: until the bounds of the
+    /// when none is stored (tf / (tf + K) < 1). Terms are taken in `scoringOrder` (decreasing weight, nearly
+    /// always decreasing bound) and their postings scored in full while a chunk matching none of them so far
+    /// could still reach the top-k: until the bounds of the
     /// terms left sum below θ, the k-th best partial score (a lower bound of the final k-th score). From then on
     /// no new chunk can enter, so the remaining (common, low-weight) terms only update the candidates whose
     /// partial score plus the bounds left still reaches θ: their postings are walked page by page, pages below the

@@ -164,22 +164,24 @@ public final class Searcher: Sendable {
 
     /// A query term that occurs in the index: its BM25 weight and an upper bound of its contribution to any chunk.
     struct ScoredTerm {
-        let position: Int, term: String, weight: Float, bound: Float
+        let term: String, weight: Float, bound: Float
     }
 
-    /// The query's terms that occur, by decreasing bound (ties by position in the query): the order in which both
-    /// scorers add up a chunk's score. Each bound is the term's `TermBound` frontier, or its weight when none is
-    /// stored (tf / (tf + K) < 1), widened a little so that rounding never puts it below a real contribution.
+    /// The query's terms that occur, by decreasing weight (ties by the term itself): the order in which both
+    /// scorers add up a chunk's score. The order depends only on the index's statistics, never on its history
+    /// (bounds stay high after deletions), so two indexes of the same files score alike to the last bit, whatever
+    /// the order of the words in the query. Each bound is the term's `TermBound` frontier, or its weight when none
+    /// is stored (tf / (tf + K) < 1), widened a little so that rounding never puts it below a real contribution.
     func scoringOrder(_ terms: [(term: String, count: Int)], scale: BM25Scale, snapshot: Snapshot) throws -> [ScoredTerm] {
         var list: [ScoredTerm] = []
-        for (position, (term, queryCount)) in terms.enumerated() {
+        for (term, queryCount) in terms {
             let df = try snapshot.documentFrequency(term)
             guard df > 0 else { continue }
             let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
             let maximum = try snapshot.termBound(term)?.maximum(constant: scale.constant, lengthFactor: scale.lengthFactor) ?? 1
-            list.append(ScoredTerm(position: position, term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
+            list.append(ScoredTerm(term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
         }
-        list.sort { $0.bound > $1.bound || ($0.bound == $1.bound && $0.position < $1.position) }
+        list.sort { $0.weight > $1.weight || ($0.weight == $1.weight && $0.term < $1.term) }
         return list
     }
 

@@ -87,6 +87,41 @@ struct MaxScoreTests {
         }
     }
 
+    /// Two indexes of the same files, one with a history of rewrites and deletions (so other term bounds and chunk
+    /// ids), score every chunk alike to the last bit, and a query's word order changes nothing.
+    @Test func scoresDoNotDependOnHistory() throws {
+        try withTemporaryDirectory { dir in
+            let analyzer = Analyzer()
+            var rng = SeededGenerator(seed: 5)
+            let final = MaxScoreTests.corpus(&rng, files: 60, analyzer: analyzer)
+            // An earlier state of the same paths: long chunks with high frequencies raise the stored bounds.
+            let earlier = MaxScoreTests.corpus(&rng, files: 90, analyzer: analyzer, generation: 1).map { change -> IndexChange in
+                guard case .upsert(let file) = change else { return change }
+                let chunks = file.chunks.map { PreparedChunk(text: String(repeating: $0.text + " ", count: 4), lines: $0.lines, headings: [],
+                                                             analyzer: analyzer) }
+                return .upsert(PreparedFile(path: file.path, size: 1, mtimeNanos: 0, contentHash: file.contentHash, title: nil, tags: [],
+                                            chunks: chunks))
+            }
+            let fresh = try Store(directory: dir + "/fresh", configuration: .init(mapSize: 64 << 20))
+            try fresh.apply(final)
+            let churned = try Store(directory: dir + "/churned", configuration: .init(mapSize: 64 << 20))
+            try churned.apply(earlier)
+            try churned.apply(final + (60..<90).map { f in IndexChange.delete(path: "/r\(f % 3)/f\(f).\(f % 2 == 0 ? "md" : "txt")") })
+            func scores(_ store: Store, _ query: String) throws -> [String: Double] {
+                let hits = try Searcher(store: store).searchBM25(query, k: 10_000, includeText: false)
+                return Dictionary(uniqueKeysWithValues: hits.map { ("\($0.path):\($0.lines)", $0.score) })
+            }
+            for _ in 0..<60 {
+                let words = (0..<Int.random(in: 2...7, using: &rng)).map { _ in MaxScoreTests.word(&rng) }
+                let query = words.joined(separator: " ")
+                let expected = try scores(fresh, query)
+                #expect(!expected.isEmpty)
+                #expect(try scores(churned, query) == expected, "\(query)")
+                #expect(try scores(fresh, words.reversed().joined(separator: " ")) == expected, "\(query) reversed")
+            }
+        }
+    }
+
     @Test func boundFrontier() {
         var bound = TermBound()
         bound.add(tf: 1, length: 50)

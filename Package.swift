@@ -56,7 +56,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // glibc's mallopt and malloc_trim (malloc.h), for the daemon's heap policy.
         .systemLibrary(name: "CMalloc"),
-        // CPUID and XGETBV (which dense-scan loop this CPU can run).
+        // CPUID and XGETBV (which dense-scan loop this CPU can run) and a prefetch hint.
         .systemLibrary(name: "CCPU"),
 
         // Vocabulary: analyzer, stemmer, hashing, shared value types. No I/O.
@@ -79,7 +79,7 @@ let package = Package(
         // BM25 retrieval over the store.
         .target(name: "RagVectorKernelsAVX512", swiftSettings: wideVectorKernelSettings),
         .target(name: "RagVectorKernels", dependencies: ["RagVectorKernelsAVX512", "CCPU"], swiftSettings: vectorKernelSettings),
-        .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels"], swiftSettings: swiftSettings),
+        .target(name: "RagQuery", dependencies: ["RagCore", "RagStore", "RagVectorKernels", "CCPU"], swiftSettings: swiftSettings),
         // Unix-socket server: framing, dispatch, replies.
         .target(name: "RagServer", dependencies: [
             "RagCore", "RagProtocol", "RagQuery", "RagStore", "RagGzip",

@@ -1,7 +1,7 @@
 #ifndef RAGD_CCPU_SHIM_H
 #define RAGD_CCPU_SHIM_H
-// CPU features from CPUID and XGETBV, which Swift cannot read itself. (/proc/cpuinfo is not an option: the
-// systemd unit's ProcSubset=pid hides it.)
+// CPU features from CPUID and XGETBV, which Swift cannot read itself (/proc/cpuinfo is not an option: the
+// systemd unit's ProcSubset=pid hides it), and a prefetch hint, which it cannot express.
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -25,5 +25,10 @@ static inline int ragd_cpu_has_zen4_extensions(void) {
 #else
     return 0;
 #endif
+}
+
+/// Asks for the cache line holding `address` ahead of a load (changes no result; never faults).
+static inline void ragd_prefetch(const void *address) {
+    __builtin_prefetch(address, 0, 3);
 }
 #endif

@@ -1,130 +1,245 @@
+import CCPU
 import Glibc
 import RagStore
 
 extension Searcher {
     /// BM25 top-`k` with MaxScore pruning (Turtle and Flood 1995), term at a time.
     ///
-    /// Each term has an upper bound on its weight in any chunk: its `TermBound` frontier, or `weight` itself
-    /// when none is stored (tf / (tf + K) < 1). Terms are taken in `scoringOrder` (decreasing weight, nearly
-    /// always decreasing bound) and their postings scored in full while a chunk matching none of them so far
-    /// could still reach the top-k: until the bounds of the
-    /// terms left sum below θ, the k-th best partial score (a lower bound of the final k-th score). From then on
-    /// no new chunk can enter, so the remaining (common, low-weight) terms only update the candidates whose
-    /// partial score plus the bounds left still reaches θ: their postings are walked page by page, pages below the
-    /// next candidate skipped by their last id. Filters and deleted chunks are checked before a chunk counts, so
-    /// θ comes from admitted chunks only. Both scorers add a chunk's contributions in `scoringOrder`, so the
-    /// survivors' scores, and the top-k, are identical to exhaustive scoring.
+    /// Each term has an upper bound on its weight in any chunk: its `TermBound` frontier, or `weight` itself when
+    /// none is stored (tf / (tf + K) < 1). Terms are taken in `scoringOrder` (decreasing weight, nearly always
+    /// decreasing bound). Phase 1 scores their postings in full while a chunk matching none of them so far could
+    /// still reach the top-k: until the bounds of the terms left sum below θ, the k-th best partial score (a lower
+    /// bound of the final k-th score). Then θ is raised by completing the best partial scores through the
+    /// remaining terms. Phase 2: no new chunk can enter, so the remaining (common, low-weight) terms only update
+    /// the candidates whose partial score plus the bounds left still reaches θ, by seeking each in the postings or,
+    /// for many, reading them. Filters and deleted chunks are checked before a chunk counts, so θ comes from
+    /// admitted chunks only. Both scorers add a chunk's contributions in `scoringOrder`, so the survivors' scores,
+    /// and the top-k, are identical to exhaustive scoring.
     func scoreMaxScore(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
         guard let scale = BM25Scale(table: table, parameters: parameters) else { return [] }
-        let lengths = table.lengths
-        let fileOf = table.fileOf
-        let (constant, lengthFactor) = (scale.constant, scale.lengthFactor)
-
         let list = try scoringOrder(terms, scale: scale, snapshot: snapshot)
         guard !list.isEmpty else { return [] }
         // rest[i]: the bounds of terms i... summed (rest[count] is exactly 0).
         var rest = [Float](repeating: 0, count: list.count + 1)
         for i in stride(from: list.count - 1, through: 0, by: -1) { rest[i] = rest[i + 1] + list[i].bound }
         /// Whether a chunk with `partial` and the terms from `next` on left can still reach `threshold`; with some
-        /// slack, as the sums here and in the exhaustive scorer are taken in different orders.
+        /// slack for rounding in the bounds.
         @inline(__always) func canReach(_ partial: Float, _ next: Int, _ threshold: Float) -> Bool {
             partial + rest[next] >= threshold - abs(threshold) * 1e-4 - 1e-6
         }
 
-        // Per file: 0 undecided, 1 admitted, 2 refused (an array: a lookup per posting must be cheap).
-        var fileState: [UInt8] = []
-        let filtering = !filter.isEmpty
-        @inline(__always) func admitted(_ id: Int) -> Bool {
-            guard filtering else { return true }
-            let file = Int(fileOf[id])
-            if file >= fileState.count { fileState += repeatElement(0, count: max(file + 1, fileState.count * 2, 1024) - fileState.count) }
-            if fileState[file] == 0 { fileState[file] = (table.files[UInt32(file)].map(filter.matches) ?? false) ? 1 : 2 }
-            return fileState[file] == 1
-        }
-        @inline(__always) func contribution(_ weight: Float, _ tf: UInt16, _ id: Int) -> Float {
-            let tf = Float(tf)
-            return weight * tf / (tf + constant + lengthFactor * Float(lengths[id]))
-        }
-        /// The k-th best of `scores` over `ids` if it is above `floor` (else −∞): only scores above `floor` enter
-        /// the heap, which is all `max(floor, kth)` needs.
-        func kth(_ ids: [UInt32], _ scores: [Float], above floor: Float) -> Float {
-            guard ids.count >= k else { return -.infinity }
-            var heap = TopK(k: k)
-            for id in ids where scores[Int(id)] > floor { heap.insert(id: id, score: scores[Int(id)]) }
-            return heap.isFull ? heap.worstScore ?? -.infinity : -.infinity
-        }
+        var scratchArray = scratch.take(count: table.lengths.count)
+        var touchedIDs: [UInt32] = []
+        defer { scratch.give(&scratchArray, touched: touchedIDs) }
+        return try table.lengths.withUnsafeBufferPointer { lengths in
+            try scratchArray.withUnsafeMutableBufferPointer { scratchBuffer in
+                var run = PartialScores(lengths: lengths, partial: scratchBuffer, scale: scale,
+                                        admission: FileVerdicts(filter: filter, table: table), k: k)
+                defer { touchedIDs = run.touched }
 
-        // Phase 1: full scoring while a new chunk could still enter the top-k.
-        var partial = scratch.take(count: lengths.count)
-        var touched: [UInt32] = []
-        defer { scratch.give(&partial, touched: touched) }
-        var threshold = -Float.infinity
-        var best: Float = 0  // the highest partial score so far
-        var next = 0
-        while next < list.count && canReach(0, next, threshold) {
-            let term = list[next]
-            try snapshot.postings(term.term) { page in
-                var offset = 0
-                for _ in 0..<(page.count / Store.postingSize) {
-                    let (chunk, tf) = Store.posting(page, at: offset)
-                    let id = Int(chunk)
-                    offset += Store.postingSize
-                    guard id < lengths.count, lengths[id] != 0, admitted(id) else { continue }
-                    if partial[id] == 0 { touched.append(UInt32(id)) }
-                    partial[id] += contribution(term.weight, tf, id)
-                    best = max(best, partial[id])
+                // Phase 1: full scoring while a new chunk could still enter the top-k.
+                var threshold = -Float.infinity
+                var next = 0
+                while next < list.count && canReach(0, next, threshold) {
+                    try snapshot.postings(list[next].term) { page in run.add(page, weight: list[next].weight, admitting: true) }
+                    next += 1
+                    // θ can stop this phase only once some chunk beats the bounds left (the k-th best costs a pass).
+                    if run.best >= rest[next] { threshold = max(threshold, run.kth(among: run.touched, above: threshold)) }
                 }
-            }
-            next += 1
-            // θ can stop this phase only once some chunk beats the bounds left (the k-th best costs a pass).
-            if best >= rest[next] { threshold = max(threshold, kth(touched, partial, above: threshold)) }
-        }
 
-        // Phase 2: the remaining terms only complete the candidates that can still reach θ.
-        var candidates = touched.filter { canReach(partial[Int($0)], next, threshold) }
-        if next < list.count {
-            sortIDs(&candidates, below: lengths.count)
-            var isCandidate: [Bool] = []
-            while next < list.count && !candidates.isEmpty {
-                let term = list[next]
-                let cursor = try snapshot.postingCursor(term.term)
-                defer { cursor.close() }
-                if candidates.count * 8 < cursor.count {
-                    // Few candidates: skip to each (whole pages below it are passed by their last id).
-                    for id in candidates {
-                        try cursor.seek(id)
-                        if cursor.chunkID == .max { break }
-                        if cursor.chunkID == id { partial[Int(id)] += contribution(term.weight, cursor.tf, Int(id)) }
-                    }
-                } else {
-                    // Many: reading the postings is cheaper than skipping; only candidates are updated.
-                    if isCandidate.isEmpty { isCandidate = [Bool](repeating: false, count: lengths.count) }
-                    for id in candidates { isCandidate[Int(id)] = true }
-                    try snapshot.postings(term.term) { page in
-                        var offset = 0
-                        for _ in 0..<(page.count / Store.postingSize) {
-                            let (chunk, tf) = Store.posting(page, at: offset)
-                            let id = Int(chunk)
-                            offset += Store.postingSize
-                            if id < lengths.count && isCandidate[id] { partial[id] += contribution(term.weight, tf, id) }
+                // A higher θ before phase 2: the best partial scores so far are completed through the remaining
+                // terms (a seek per chunk and term), and the k-th best of those full scores is a lower bound of
+                // the final k-th score. It is usually close to it, so far fewer candidates are kept below.
+                if next < list.count && run.touched.count > 64 * k {
+                    let ids = run.best(4 * k + 32, among: run.touched)
+                    var scores = ids.map { run.partial[Int($0)] }
+                    for term in list[next...] {
+                        let cursor = try snapshot.postingCursor(term.term)
+                        defer { cursor.close() }
+                        for (i, id) in ids.enumerated() {
+                            try cursor.seek(id)
+                            if cursor.chunkID == .max { break }
+                            if cursor.chunkID == id { scores[i] += run.contribution(term.weight, cursor.tf, Int(id)) }
                         }
                     }
-                    for id in candidates { isCandidate[Int(id)] = false }
+                    if scores.count >= k { threshold = max(threshold, scores.sorted(by: >)[k - 1]) }
                 }
-                next += 1
-                threshold = max(threshold, kth(candidates, partial, above: threshold))
-                candidates.removeAll { !canReach(partial[Int($0)], next, threshold) }
+
+                // Phase 2: the remaining terms only complete the candidates that can still reach θ.
+                var candidates = run.select(among: run.touched) { canReach($0, next, threshold) }
+                while next < list.count && !candidates.isEmpty {
+                    let term = list[next]
+                    if candidates.count * 32 < term.documentFrequency {
+                        // Few candidates: skip to each, in id order (whole pages below it are passed by their last id).
+                        let cursor = try snapshot.postingCursor(term.term)
+                        defer { cursor.close() }
+                        for id in candidates {
+                            try cursor.seek(id)
+                            if cursor.chunkID == .max { break }
+                            if cursor.chunkID == id { run.add(id: Int(id), tf: cursor.tf, weight: term.weight) }
+                        }
+                    } else {
+                        // Many: reading the postings is cheaper than skipping. Touched chunks that are no longer
+                        // candidates are updated too: harmless (their partial scores stay below their scores, and
+                        // they are not read again) and cheaper than telling them apart.
+                        try snapshot.postings(term.term) { page in run.add(page, weight: term.weight, admitting: false) }
+                    }
+                    next += 1
+                    threshold = max(threshold, run.kth(among: candidates, above: threshold))
+                    candidates.removeAll { !canReach(run.partial[Int($0)], next, threshold) }
+                }
+
+                // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the
+                // exhaustive scorer adds them, so they are its scores to the last bit.
+                var heap = TopK(k: k)
+                for id in candidates where canReach(run.partial[Int(id)], list.count, threshold) {
+                    heap.insert(id: id, score: run.partial[Int(id)])
+                }
+                return heap.sorted()
             }
         }
+    }
+}
 
-        // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the exhaustive
-        // scorer adds them, so they are its scores to the last bit.
-        let finalists = candidates.filter { canReach(partial[Int($0)], list.count, threshold) }
-        let exact = finalists.map { partial[Int($0)] }
+/// Which files a filter admits, decided once per file: 0 undecided, 1 admitted, 2 refused (an array, as a lookup per
+/// posting must be cheap). The single-threaded, lock-free counterpart of `FileAdmission`.
+private struct FileVerdicts {
+    let filter: ChunkFilter
+    let filtering: Bool
+    let table: ChunkTable
+    var state: [UInt8] = []
+
+    init(filter: ChunkFilter, table: ChunkTable) {
+        self.filter = filter
+        self.filtering = !filter.isEmpty
+        self.table = table
+    }
+
+    @inline(__always) mutating func admits(_ id: Int) -> Bool {
+        guard filtering else { return true }
+        let file = Int(table.fileOf[id])
+        if file >= state.count { state += repeatElement(0, count: max(file + 1, state.count * 2, 1024) - state.count) }
+        if state[file] == 0 { state[file] = (table.files[UInt32(file)].map(filter.matches) ?? false) ? 1 : 2 }
+        return state[file] == 1
+    }
+}
+
+/// The partial BM25 scores of one MaxScore query: a zeroed scratch array indexed by chunk id, the chunks touched
+/// (given a score) in the order they were, and the best partial score.
+private struct PartialScores {
+    let lengths: UnsafeBufferPointer<UInt32>
+    let partial: UnsafeMutableBufferPointer<Float>
+    /// Chunk ids below this have a length and a partial score.
+    let limit: Int
+    let constant: Float, lengthFactor: Float
+    var admission: FileVerdicts
+    let k: Int
+    private(set) var touched: [UInt32] = []
+    private(set) var best: Float = 0
+
+    init(lengths: UnsafeBufferPointer<UInt32>, partial: UnsafeMutableBufferPointer<Float>, scale: Searcher.BM25Scale,
+         admission: FileVerdicts, k: Int) {
+        self.lengths = lengths
+        self.partial = partial
+        self.limit = min(lengths.count, partial.count)
+        self.constant = scale.constant
+        self.lengthFactor = scale.lengthFactor
+        self.admission = admission
+        self.k = k
+    }
+
+    /// Adds `weight`'s contribution of every posting on `page`: to any admitted chunk when `admitting` (a new one
+    /// joins `touched`), else only to chunks already touched (the others can no longer enter). Each posting's two
+    /// array reads are prefetched `ahead` postings early so that their cache misses overlap; the loop is bound by
+    /// memory latency otherwise.
+    mutating func add(_ page: UnsafeRawBufferPointer, weight: Float, admitting: Bool) {
+        let count = page.count / Store.postingSize
+        let ahead = 16
+        var ids: [UInt32] = []
+        swap(&ids, &touched)  // out of `self` while the loop below mutates `admission`
+        defer { swap(&ids, &touched) }
+        let first = ids.count
+        if admitting { ids.append(contentsOf: repeatElement(0, count: count)) }  // room for all; trimmed below
+        var added = 0
+        var pageBest = best
+        ids.withUnsafeMutableBufferPointer { touched in
+            for i in 0..<count {
+                if i + ahead < count {
+                    let upcoming = Int(Store.posting(page, at: (i + ahead) * Store.postingSize).id)
+                    if upcoming < limit {
+                        ragd_prefetch(lengths.baseAddress! + upcoming)
+                        ragd_prefetch(partial.baseAddress! + upcoming)
+                    }
+                }
+                let (chunk, tf) = Store.posting(page, at: i * Store.postingSize)
+                let id = Int(chunk)
+                guard id < limit else { continue }
+                let old = partial[id]
+                // Without branches on `old`, which the predictor cannot guess: a new chunk is always written to
+                // the next slot, which counts only when it is new; a chunk never touched keeps 0.
+                if admitting {
+                    guard lengths[id] != 0, admission.admits(id) else { continue }
+                    touched[first + added] = chunk
+                    added += old == 0 ? 1 : 0
+                    let sum = old + contribution(weight, tf, id)
+                    partial[id] = sum
+                    pageBest = max(pageBest, sum)
+                } else {
+                    let sum = old + contribution(weight, tf, id)
+                    partial[id] = old == 0 ? 0 : sum
+                }
+            }
+        }
+        if admitting {
+            ids.removeLast(count - added)
+            best = pageBest
+        }
+    }
+
+    /// Adds one posting's contribution.
+    @inline(__always) mutating func add(id: Int, tf: UInt16, weight: Float) {
+        partial[id] += contribution(weight, tf, id)
+    }
+
+    /// The exhaustive scorer's expression, so that both agree to the last bit.
+    @inline(__always) func contribution(_ weight: Float, _ tf: UInt16, _ id: Int) -> Float {
+        let tf = Float(tf)
+        return weight * tf / (tf + constant + lengthFactor * Float(lengths[id]))
+    }
+
+    /// The k-th best partial score of `ids` if above `floor` (else −∞); only scores above `floor` enter the heap.
+    func kth(among ids: [UInt32], above floor: Float) -> Float {
+        guard ids.count >= k else { return -.infinity }
         var heap = TopK(k: k)
-        for (i, id) in finalists.enumerated() { heap.insert(id: id, score: exact[i]) }
-        return heap.sorted()
+        forEach(ids) { id, score in if score > floor { heap.insert(id: id, score: score) } }
+        return heap.isFull ? heap.worstScore ?? -.infinity : -.infinity
+    }
+
+    /// The `count` chunks of `ids` with the best partial scores, in id order.
+    func best(_ count: Int, among ids: [UInt32]) -> [UInt32] {
+        var heap = TopK(k: count)
+        forEach(ids) { id, score in heap.insert(id: id, score: score) }
+        return heap.sorted().map(\.0).sorted()
+    }
+
+    /// The chunks of `ids` whose partial score passes `keep`, in id order.
+    func select(among ids: [UInt32], where keep: (Float) -> Bool) -> [UInt32] {
+        var kept: [UInt32] = []
+        forEach(ids) { id, score in if keep(score) { kept.append(id) } }
+        sortIDs(&kept, below: limit)
+        return kept
+    }
+
+    /// Calls `body` with each id and its partial score, prefetching the scores ahead (the ids are scattered).
+    @inline(__always) private func forEach(_ ids: [UInt32], _ body: (UInt32, Float) -> Void) {
+        let ahead = 16
+        ids.withUnsafeBufferPointer { ids in
+            for i in 0..<ids.count {
+                if i + ahead < ids.count { ragd_prefetch(partial.baseAddress! + Int(ids[i + ahead])) }
+                body(ids[i], partial[Int(ids[i])])
+            }
+        }
     }
 }
 

@@ -164,7 +164,7 @@ public final class Searcher: Sendable {
 
     /// A query term that occurs in the index: its BM25 weight and an upper bound of its contribution to any chunk.
     struct ScoredTerm {
-        let term: String, weight: Float, bound: Float
+        let term: String, documentFrequency: Int, weight: Float, bound: Float
     }
 
     /// The query's terms that occur, by decreasing weight (ties by the term itself): the order in which both
@@ -179,7 +179,7 @@ public final class Searcher: Sendable {
             guard df > 0 else { continue }
             let weight = scale.weight(documentFrequency: df, queryCount: queryCount)
             let maximum = try snapshot.termBound(term)?.maximum(constant: scale.constant, lengthFactor: scale.lengthFactor) ?? 1
-            list.append(ScoredTerm(term: term, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
+            list.append(ScoredTerm(term: term, documentFrequency: df, weight: weight, bound: weight * min(maximum, 1) * 1.0001 + 1e-6))
         }
         list.sort { $0.weight > $1.weight || ($0.weight == $1.weight && $0.term < $1.term) }
         return list

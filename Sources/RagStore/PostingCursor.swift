@@ -60,11 +60,16 @@ public final class PostingCursor {
     }
 
     /// Moves to the first posting whose chunk id is ≥ `target` (staying put when already there): skips whole pages
-    /// by their last id, then binary-searches the page.
+    /// by their last id, or descends to a far one, then binary-searches the page.
     public func seek(_ target: UInt32) throws {
         guard chunkID < target else { return }
-        // Whole pages below `target` are stepped over by their last id (LMDB moves to the next leaf page
-        // cheaply; a descent from the root per seek costs more than walking the pages of a long list).
+        if entries > 1 && id(at: entries - 1) < target {
+            // LMDB steps to the next leaf page cheaply, and a descent from the root costs about as much as several
+            // steps: a target more than `farPages` pages' worth of ids ahead is reached by a descent.
+            let last = id(at: entries - 1)
+            let span = max(UInt64(last - id(at: 0)), UInt64(entries))
+            if UInt64(target - last) > PostingCursor.farPages * span { try descend(to: target) }
+        }
         while entries > 0 && id(at: entries - 1) < target {
             try loadPage(MDB_NEXT_MULTIPLE)
         }
@@ -77,6 +82,30 @@ public final class PostingCursor {
         index = low
         if index >= entries && entries > 0 { try loadPage(MDB_NEXT_MULTIPLE) }
         setCurrent()
+    }
+
+    /// Beyond this many pages' worth of ids, `seek` descends the tree instead of stepping page by page.
+    static let farPages: UInt64 = 8
+
+    /// Loads the page holding the first posting with an id ≥ `target` (none left: exhausted).
+    private func descend(to target: UInt32) throws {
+        guard let cursor else { return }
+        var probe = [UInt8](repeating: 0, count: Store.postingSize)
+        for i in 0..<4 { probe[i] = UInt8(truncatingIfNeeded: target >> (24 - 8 * i)) }
+        let rc = key.withUnsafeBytes { k in
+            probe.withUnsafeMutableBytes { p in
+                var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var data = MDB_val(mv_size: p.count, mv_data: p.baseAddress)
+                return mdb_cursor_get(cursor, &keyVal, &data, MDB_GET_BOTH_RANGE)
+            }
+        }
+        if rc == MDB_NOTFOUND {
+            index = 0
+            entries = 0
+            return
+        }
+        try check(rc)
+        try loadPage(MDB_GET_MULTIPLE)  // the whole page around the cursor; NEXT_MULTIPLE goes on after it
     }
 
     @inline(__always) private func id(at i: Int) -> UInt32 {

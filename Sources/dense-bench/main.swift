@@ -44,6 +44,7 @@ var recallQueries = 0
 var asSchema2 = false  // mark the index as schema 2, so that opening it times the upgrade
 var exportFolder: String? = nil
 var jsonPath: String? = nil
+var slowest = 0
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -60,6 +61,7 @@ while let argument = arguments.next() {
     case "--as-schema-2": asSchema2 = true
     case "--export": exportFolder = arguments.next()
     case "--json": jsonPath = arguments.next()
+    case "--slowest": slowest = Int(arguments.next() ?? "") ?? 0   // list the slowest queries of each mode
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -405,6 +407,11 @@ for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "
         }
         times.append(Date().timeIntervalSince(t) * 1000)
         if mode == "bm25" || mode == "dense" { ranked.append(hits.map(\.chunkID)) }
+    }
+    if slowest > 0 {
+        for i in times.indices.sorted(by: { times[$0] > times[$1] }).prefix(slowest) {
+            print("  \(f(times[i])) ms, \(termCounts[i]) terms: \(queries[i].prefix(100))")
+        }
     }
     print("\(mode): p50 \(f(percentile(times, 50))) ms, p99 \(f(percentile(times, 99))) ms, max \(f(times.max() ?? 0)) ms over \(queries.count) queries (k=10, encoder excluded)")
     modeFigures[mode] = ["p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "max_ms": times.max() ?? 0,

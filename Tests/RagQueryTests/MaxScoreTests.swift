@@ -70,6 +70,19 @@ struct MaxScoreTests {
         }
     }
 
+    /// Thousands of chunks: posting lists of several pages, touched sets large enough for the threshold estimate
+    /// before phase 2, and both ways phase 2 reads a term (seeking candidates, reading the list).
+    @Test func prunedEqualsExhaustiveAtScale() throws {
+        try withTemporaryDirectory { dir in
+            var rng = SeededGenerator(seed: 21)
+            let analyzer = Analyzer()
+            let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 256 << 20))
+            try store.apply(MaxScoreTests.corpus(&rng, files: 700, analyzer: analyzer))
+            #expect(try store.withSnapshot { try $0.documentFrequency("alpha") } > 2_000)
+            try MaxScoreTests.compare(Searcher(store: store), &rng, queries: 120)
+        }
+    }
+
     @Test func schemaTwoIndexGetsItsBounds() throws {
         try withTemporaryDirectory { dir in
             var rng = SeededGenerator(seed: 9)

@@ -38,21 +38,10 @@ extension Searcher {
                                         admission: FileVerdicts(filter: filter, table: table), k: k)
                 defer { touchedIDs = run.touched }
 
-                // Phase 1: full scoring while a new chunk could still enter the top-k.
-                var threshold = -Float.infinity
-                var next = 0
-                while next < list.count && canReach(0, next, threshold) {
-                    try snapshot.postings(list[next].term) { page in run.add(page, weight: list[next].weight, admitting: true) }
-                    next += 1
-                    // θ can stop this phase only once some chunk beats the bounds left (the k-th best costs a pass).
-                    if run.best >= rest[next] { threshold = max(threshold, run.kth(among: run.touched, above: threshold)) }
-                }
-
-                // A higher θ before phase 2: the best partial scores so far are completed through the remaining
-                // terms (a seek per chunk and term), and the k-th best of those full scores is a lower bound of
-                // the final k-th score. It is usually close to it, so far fewer candidates are kept below.
-                if next < list.count && run.touched.count > 64 * k {
-                    let ids = run.best(4 * k + 32, among: run.touched)
+                /// The k-th best full score among the chunks of `ids`, completed through the terms from `next` on
+                /// (a seek per chunk and term): a lower bound of the final k-th score, and usually close to it.
+                func completedKth(_ ids: [UInt32]) throws -> Float {
+                    let ids = ids.sorted()
                     var scores = ids.map { run.partial[Int($0)] }
                     for term in list[next...] {
                         let cursor = try snapshot.postingCursor(term.term)
@@ -63,7 +52,25 @@ extension Searcher {
                             if cursor.chunkID == id { scores[i] += run.contribution(term.weight, cursor.tf, Int(id)) }
                         }
                     }
-                    if scores.count >= k { threshold = max(threshold, scores.sorted(by: >)[k - 1]) }
+                    return scores.count >= k ? scores.sorted(by: >)[k - 1] : -.infinity
+                }
+
+                // Phase 1: full scoring while a new chunk could still enter the top-k.
+                var threshold = -Float.infinity
+                var next = 0
+                while next < list.count && canReach(0, next, threshold) {
+                    try snapshot.postings(list[next].term) { page in run.add(page, weight: list[next].weight, admitting: true) }
+                    next += 1
+                    // θ can stop this phase only once some chunk beats the bounds left (θ costs a pass over the
+                    // chunks touched). Beyond a few, the best partial scores are completed: their k-th best is a
+                    // higher θ than the k-th best partial score, which can end this phase terms earlier and leaves
+                    // far fewer candidates.
+                    guard run.best >= rest[next] else { continue }
+                    if next < list.count && run.touched.count > 64 * k {
+                        threshold = max(threshold, try completedKth(run.best(2 * k + 16, among: run.touched).map(\.id)))
+                    } else {
+                        threshold = max(threshold, run.kth(among: run.touched, above: threshold))
+                    }
                 }
 
                 // Phase 2: the remaining terms only complete the candidates that can still reach θ.
@@ -212,15 +219,25 @@ private struct PartialScores {
     func kth(among ids: [UInt32], above floor: Float) -> Float {
         guard ids.count >= k else { return -.infinity }
         var heap = TopK(k: k)
-        forEach(ids) { id, score in if score > floor { heap.insert(id: id, score: score) } }
+        var floor = floor
+        forEach(ids) { id, score in
+            guard score > floor else { return }
+            heap.insert(id: id, score: score)
+            if heap.isFull { floor = max(floor, heap.worstScore ?? floor) }
+        }
         return heap.isFull ? heap.worstScore ?? -.infinity : -.infinity
     }
 
-    /// The `count` chunks of `ids` with the best partial scores, in id order.
-    func best(_ count: Int, among ids: [UInt32]) -> [UInt32] {
+    /// The `count` chunks of `ids` with the best partial scores, best first.
+    func best(_ count: Int, among ids: [UInt32]) -> [(id: UInt32, score: Float)] {
         var heap = TopK(k: count)
-        forEach(ids) { id, score in heap.insert(id: id, score: score) }
-        return heap.sorted().map(\.0).sorted()
+        var floor = -Float.infinity  // the heap's worst once full: most scores fail this test alone
+        forEach(ids) { id, score in
+            guard score >= floor else { return }
+            heap.insert(id: id, score: score)
+            if heap.isFull { floor = heap.worstScore ?? floor }
+        }
+        return heap.sorted().map { (id: $0.0, score: $0.1) }
     }
 
     /// The chunks of `ids` whose partial score passes `keep`, in id order.

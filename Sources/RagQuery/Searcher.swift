@@ -300,12 +300,17 @@ final class ScoreScratch: Sendable {
         return array
     }
 
-    /// Takes `array` back (leaving an empty one in its place) after zeroing the entries at `touched`.
+    /// Takes `array` back (leaving an empty one in its place) after zeroing the entries at `touched` (all of them
+    /// when that is most: a sequential fill beats scattered stores).
     func give(_ array: inout [Float], touched: [UInt32]) {
         var returned: [Float] = []
         swap(&returned, &array)
         returned.withUnsafeMutableBufferPointer { buffer in
-            for id in touched where Int(id) < buffer.count { buffer[Int(id)] = 0 }
+            if touched.count * 16 > buffer.count {
+                buffer.update(repeating: 0)
+            } else {
+                for id in touched where Int(id) < buffer.count { buffer[Int(id)] = 0 }
+            }
         }
         free.withLock { if $0.count < ScoreScratch.kept { $0.append(returned) } }
     }

@@ -4,7 +4,7 @@ search against faiss (IndexFlatIP, exact) and hnswlib (HNSW), all from PyPI, in 
 
 What it does, in order (one heavy job at a time):
   1. ragd's figures: `dense-bench --index DIR --json` (in process, k = 10, encoder excluded; its normal output
-     is shown as it runs). The BM25 and dense top ten of every query come with it.
+     is shown as it runs), with --warmup. The BM25 and dense top ten of every query come with it.
   2. The data: `dense-bench --index DIR --export EXPORT` (chunks.jsonl, ids.u32, vectors.f32, queries.jsonl,
      queries.f32), reused when EXPORT/export.json matches the index's data.mdb (size and modification time).
   3. ragd's build time (unless --skip-ragd-build): dense-bench builds the same index again (it is deterministic)
@@ -12,6 +12,8 @@ What it does, in order (one heavy job at a time):
   4. The peers, pinned (PINS below), in a venv at bench/.venv-peers (created and filled with pip on first use).
      Each peer runs in its own process (so its memory figures are its own): it loads the exported data, builds
      its index (timed), frees its inputs, then runs the same queries one at a time, k = 10, timing each call.
+     Every engine first runs the queries once untimed (ragd: each mode's; --no-warmup: none), so that each is
+     timed with the pages it reads in the page cache, however long ago it was built or last read.
        tantivy  on-disk index (temporary, next to EXPORT), one text field (heading trail + newline + text, as
                 ragd's BM25 indexes it) with tokenizer simple > remove_long(40) > lowercase > stopword(english)
                 > stemmer(english), frequencies without positions; BM25 with tantivy's constants (k1 1.2,
@@ -37,7 +39,7 @@ Usage (from the repository root; release dense-bench):
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/peers.py --index /tmp/ix100k --export /tmp/ix100k-export
 Options:
   --queries N (1000), --threads N (2: builds, and faiss's search besides 1), --ef 10,20,40,80,160,320,640,1280,2560,
-  --peers tantivy,bm25s,faiss,hnswlib, --skip-install (use the venv as it is), --ragd-json FILE (reuse a
+  --peers tantivy,bm25s,faiss,hnswlib, --no-warmup, --skip-install (use the venv as it is), --ragd-json FILE (reuse a
   dense-bench --json result, such as EXPORT/ragd.json from an earlier run, instead of step 1), --skip-ragd-build,
   --corpus / --queries-file (SciFact, for step 3),
   --hnsw-cache (keep the built HNSW graph in EXPORT and load it on later runs; its build time is the one recorded
@@ -190,6 +192,10 @@ def worker_tantivy(args, result):
                 lenient += 1
                 return index.parse_query_lenient(clean.sub(" ", text).lower(), ["body"])[0]
 
+        if args.warmup:
+            for text in texts_q:
+                for _, address in searcher.search(parse(text), K, count=False).hits:
+                    _ = searcher.doc(address)["body"][0]
         runs = {}
         for name, fetch in (("search + fetch", True), ("search only", False)):
             times, top, clock = [], [], cpu_clock()
@@ -236,6 +242,9 @@ def worker_bm25s(args, result):
     del documents, tokens
     gc.collect()
     result["memory"]["after_build"] = status_mb()
+    for text in texts_q if args.warmup else []:
+        query = bm25s.tokenize([text], stopwords="en", stemmer=stemmer, show_progress=False)
+        retriever.retrieve(query, k=K, show_progress=False, n_threads=1)
     times, top, clock = [], [], cpu_clock()
     for text in texts_q:
         started = time.perf_counter()
@@ -274,6 +283,8 @@ def worker_faiss(args, result):
     del vectors
     gc.collect()
     result["memory"]["after_build"] = status_mb()
+    for n in range(len(queries)) if args.warmup else []:
+        index.search(queries[n:n + 1], K)
     runs, tops = {}, {}
     for threads in sorted({args.threads, 1}, reverse=True):
         faiss.omp_set_num_threads(threads)
@@ -330,6 +341,9 @@ def worker_hnswlib(args, result):
                 json.dump({"build_s": result["build_s"], "threads": args.threads}, handle)
     result["memory"]["after_build"] = status_mb()
     result["index"] = {"M": args.hnsw_m, "ef_construction": args.hnsw_efc, "elements": index.element_count}
+    index.set_ef(max(args.ef[0], K))
+    for n in range(len(queries)) if args.warmup else []:
+        index.knn_query(queries[n:n + 1], k=K, num_threads=1)
     runs, tops = {}, {}
     for ef in args.ef:
         index.set_ef(max(ef, K))
@@ -487,7 +501,8 @@ def report(data):
     stages = [("ragd", ragd)] + list(peers.items())
     loads = ", ".join(f"{name} {part['load_average_start'][0]:.1f}-{part['load_average_end'][0]:.1f}"
                       for name, part in stages if "load_average_start" in part and "load_average_end" in part)
-    out.append(f"{ragd['chunks']} chunks, {queries} queries one at a time, k = {K}; 1-minute load average at the "
+    warm = "after one untimed pass each" if data["settings"].get("warmup") else "first pass timed (no warm-up)"
+    out.append(f"{ragd['chunks']} chunks, {queries} queries one at a time ({warm}), k = {K}; 1-minute load average at the "
                f"start and end of each part: {loads}"
                + (f"; OPENBLAS env set: {m['openblas_env']}" if m["openblas_env"] else ""))
     out.append("ratio = peer / ragd (above 1: ragd is faster); CPU/wall: the peer process's CPU time over the pass's "
@@ -573,6 +588,8 @@ def main():
     parser.add_argument("--hnsw-cache", action="store_true")
     parser.add_argument("--peers", default=",".join(ALL_PEERS))
     parser.add_argument("--skip-install", action="store_true")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
+                        help="time the first pass over the queries (default: one untimed pass first, every engine)")
     parser.add_argument("--ragd-json", help="use this dense-bench --json result instead of running dense-bench")
     parser.add_argument("--skip-ragd-build", action="store_true")
     parser.add_argument("--corpus", default=os.path.join(ROOT, "..", "shared", "data", "scifact", "corpus.jsonl"))
@@ -603,7 +620,7 @@ def main():
         print(f"note: {info['openblas_env']} set; benchmark with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`",
               file=sys.stderr)
     data = {"machine": info, "threads": args.threads, "load_average_start": load_average(),
-            "settings": {"queries": args.queries, "k": K, "ef": args.ef, "hnsw_m": args.hnsw_m,
+            "settings": {"queries": args.queries, "k": K, "warmup": args.warmup, "ef": args.ef, "hnsw_m": args.hnsw_m,
                          "hnsw_ef_construction": args.hnsw_efc, "index": args.index, "export": args.export}}
 
     # 1. ragd's figures.
@@ -614,6 +631,7 @@ def main():
         os.makedirs(args.export, exist_ok=True)
         ragd_json = os.path.join(args.export, "ragd.json")
         command = [args.dense_bench, "--index", args.index, "--queries", str(args.queries), "--json", ragd_json]
+        command += ["--warmup"] if args.warmup else []
         print("$ " + " ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
         with open(ragd_json) as handle:
@@ -642,7 +660,8 @@ def main():
         command = [venv_python(), os.path.abspath(__file__), "--worker", peer, "--export", args.export,
                    "--queries", str(args.queries), "--threads", str(args.threads), "--ef", ",".join(map(str, args.ef)),
                    "--hnsw-m", str(args.hnsw_m), "--hnsw-efc", str(args.hnsw_efc), "--result", result_path,
-                   "--scratch", os.path.dirname(args.export)] + (["--hnsw-cache"] if args.hnsw_cache else [])
+                   "--scratch", os.path.dirname(args.export)] + (["--hnsw-cache"] if args.hnsw_cache else []) \
+            + ([] if args.warmup else ["--no-warmup"])
         environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
         print(f"{peer} ...", flush=True)
         started = time.perf_counter()

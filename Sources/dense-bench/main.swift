@@ -45,6 +45,7 @@ var asSchema2 = false  // mark the index as schema 2, so that opening it times t
 var exportFolder: String? = nil
 var jsonPath: String? = nil
 var slowest = 0
+var warmup = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -61,6 +62,7 @@ while let argument = arguments.next() {
     case "--as-schema-2": asSchema2 = true
     case "--export": exportFolder = arguments.next()
     case "--json": jsonPath = arguments.next()
+    case "--warmup": warmup = true   // each mode's queries once, untimed, before the timed pass
     case "--slowest": slowest = Int(arguments.next() ?? "") ?? 0   // list the slowest queries of each mode
     default: FileHandle.standardError.write("unknown argument \(argument)\n".data(using: .utf8)!); exit(2)
     }
@@ -394,17 +396,20 @@ var topTen: [String: [[UInt32]]] = [:]
 for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
     var ranked: [[UInt32]] = []
+    func search(_ query: String) throws -> [QueryHit] {
+        switch mode {
+        case "bm25": return try searcher.searchBM25(query, k: 10)
+        case "dense": return try searcher.searchDense(query, k: 10)
+        case "hybrid": return try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
+        case "bm25 exhaustive": return try exhaustive.searchBM25(query, k: 10)
+        case "bm25 exhaustive (mtime filter)": return try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
+        default: return try searcher.searchBM25(query, k: 10, filter: halfFilter)
+        }
+    }
+    if warmup { for query in queries { _ = try search(query) } }  // untimed: the index pages this mode reads, cached
     for query in queries {
         let t = Date()
-        let hits: [QueryHit]
-        switch mode {
-        case "bm25": hits = try searcher.searchBM25(query, k: 10)
-        case "dense": hits = try searcher.searchDense(query, k: 10)
-        case "hybrid": hits = try searcher.searchHybrid(query, k: 10, fusion: .reciprocalRank(k: 60))
-        case "bm25 exhaustive": hits = try exhaustive.searchBM25(query, k: 10)
-        case "bm25 exhaustive (mtime filter)": hits = try exhaustive.searchBM25(query, k: 10, filter: halfFilter)
-        default: hits = try searcher.searchBM25(query, k: 10, filter: halfFilter)
-        }
+        let hits = try search(query)
         times.append(Date().timeIntervalSince(t) * 1000)
         if mode == "bm25" || mode == "dense" { ranked.append(hits.map(\.chunkID)) }
     }
@@ -422,6 +427,7 @@ let end = residentMB()
 print("RSS after the queries \(f(end.rss, 0)) MB (\(residentSplit())), peak \(f(end.peak, 0)) MB")
 let endSplit = residentSplitMB()
 report["modes"] = modeFigures
+report["warmup"] = warmup
 report["top10_chunk_ids"] = topTen
 report["rss_after_queries"] = ["rss_mb": end.rss, "anonymous_mb": endSplit.anonymous, "index_pages_mb": endSplit.indexPages, "peak_mb": end.peak]
 

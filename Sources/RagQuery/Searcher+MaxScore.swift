@@ -31,103 +31,127 @@ extension Searcher {
 
         var scratchArray = scratch.take(count: table.lengths.count)
         var touchedIDs: [UInt32] = []
-        defer { scratch.give(&scratchArray, touched: touchedIDs) }
+        var verdictStates = filter.isEmpty ? [] : verdicts.take(filter, generation: table.generation)
+        defer {
+            scratch.give(&scratchArray, touched: touchedIDs)
+            if !filter.isEmpty { verdicts.give(filter, generation: table.generation, states: verdictStates) }
+        }
         return try table.lengths.withUnsafeBufferPointer { lengths in
-            try scratchArray.withUnsafeMutableBufferPointer { scratchBuffer in
-                var run = PartialScores(lengths: lengths, partial: scratchBuffer, scale: scale,
-                                        admission: FileVerdicts(filter: filter, table: table), k: k)
-                defer { touchedIDs = run.touched }
+            try table.fileOf.withUnsafeBufferPointer { fileOf in
+                try scratchArray.withUnsafeMutableBufferPointer { scratchBuffer in
+                    let admission = FileVerdicts(filter: filter, table: table, fileOf: fileOf, state: verdictStates)
+                    var run = PartialScores(lengths: lengths, partial: scratchBuffer, scale: scale, admission: admission, k: k)
+                    defer {
+                        touchedIDs = run.touched
+                        verdictStates = run.admission.state
+                    }
 
-                /// The k-th best full score among the chunks of `ids`, completed through the terms from `next` on
-                /// (a seek per chunk and term): a lower bound of the final k-th score, and usually close to it.
-                func completedKth(_ ids: [UInt32]) throws -> Float {
-                    let ids = ids.sorted()
-                    var scores = ids.map { run.partial[Int($0)] }
-                    for term in list[next...] {
-                        let cursor = try snapshot.postingCursor(term.term)
-                        defer { cursor.close() }
-                        for (i, id) in ids.enumerated() {
-                            try cursor.seek(id)
-                            if cursor.chunkID == .max { break }
-                            if cursor.chunkID == id { scores[i] += run.contribution(term.weight, cursor.tf, Int(id)) }
+                    /// The k-th best full score among the chunks of `ids`, completed through the terms from `next` on
+                    /// (a seek per chunk and term): a lower bound of the final k-th score, and usually close to it.
+                    func completedKth(_ ids: [UInt32]) throws -> Float {
+                        let ids = ids.sorted()
+                        var scores = ids.map { run.partial[Int($0)] }
+                        for term in list[next...] {
+                            let cursor = try snapshot.postingCursor(term.term)
+                            defer { cursor.close() }
+                            for (i, id) in ids.enumerated() {
+                                try cursor.seek(id)
+                                if cursor.chunkID == .max { break }
+                                if cursor.chunkID == id { scores[i] += run.contribution(term.weight, cursor.tf, Int(id)) }
+                            }
+                        }
+                        return scores.count >= k ? scores.sorted(by: >)[k - 1] : -.infinity
+                    }
+
+                    // Phase 1: full scoring while a new chunk could still enter the top-k.
+                    var threshold = -Float.infinity
+                    var next = 0
+                    while next < list.count && canReach(0, next, threshold) {
+                        let weight = list[next].weight
+                        try snapshot.postings(list[next].term) { page in run.add(page, weight: weight, admitting: true) }
+                        next += 1
+                        // θ can stop this phase only once some chunk beats the bounds left (θ costs a pass over the
+                        // chunks touched). Beyond a few, the best partial scores are completed: their k-th best is a
+                        // higher θ than the k-th best partial score, which can end this phase terms earlier and leaves
+                        // far fewer candidates.
+                        guard run.best >= rest[next] else { continue }
+                        if next < list.count && run.touched.count > 64 * k {
+                            threshold = max(threshold, try completedKth(run.best(2 * k + 16, among: run.touched).map(\.id)))
+                        } else {
+                            threshold = max(threshold, run.kth(among: run.touched, above: threshold))
                         }
                     }
-                    return scores.count >= k ? scores.sorted(by: >)[k - 1] : -.infinity
-                }
 
-                // Phase 1: full scoring while a new chunk could still enter the top-k.
-                var threshold = -Float.infinity
-                var next = 0
-                while next < list.count && canReach(0, next, threshold) {
-                    try snapshot.postings(list[next].term) { page in run.add(page, weight: list[next].weight, admitting: true) }
-                    next += 1
-                    // θ can stop this phase only once some chunk beats the bounds left (θ costs a pass over the
-                    // chunks touched). Beyond a few, the best partial scores are completed: their k-th best is a
-                    // higher θ than the k-th best partial score, which can end this phase terms earlier and leaves
-                    // far fewer candidates.
-                    guard run.best >= rest[next] else { continue }
-                    if next < list.count && run.touched.count > 64 * k {
-                        threshold = max(threshold, try completedKth(run.best(2 * k + 16, among: run.touched).map(\.id)))
-                    } else {
-                        threshold = max(threshold, run.kth(among: run.touched, above: threshold))
-                    }
-                }
-
-                // Phase 2: the remaining terms only complete the candidates that can still reach θ.
-                var candidates = run.select(among: run.touched) { canReach($0, next, threshold) }
-                while next < list.count && !candidates.isEmpty {
-                    let term = list[next]
-                    if candidates.count * 32 < term.documentFrequency {
-                        // Few candidates: skip to each, in id order (whole pages below it are passed by their last id).
-                        let cursor = try snapshot.postingCursor(term.term)
-                        defer { cursor.close() }
-                        for id in candidates {
-                            try cursor.seek(id)
-                            if cursor.chunkID == .max { break }
-                            if cursor.chunkID == id { run.add(id: Int(id), tf: cursor.tf, weight: term.weight) }
+                    // Phase 2: the remaining terms only complete the candidates that can still reach θ.
+                    var candidates = run.select(among: run.touched) { canReach($0, next, threshold) }
+                    while next < list.count && !candidates.isEmpty {
+                        let term = list[next]
+                        if candidates.count * 32 < term.documentFrequency {
+                            // Few candidates: skip to each, in id order (whole pages below it are passed by their last id).
+                            let cursor = try snapshot.postingCursor(term.term)
+                            defer { cursor.close() }
+                            for id in candidates {
+                                try cursor.seek(id)
+                                if cursor.chunkID == .max { break }
+                                if cursor.chunkID == id { run.add(id: Int(id), tf: cursor.tf, weight: term.weight) }
+                            }
+                        } else {
+                            // Many: reading the postings is cheaper than skipping. Touched chunks that are no longer
+                            // candidates are updated too: harmless (their partial scores stay below their scores, and
+                            // they are not read again) and cheaper than telling them apart.
+                            try snapshot.postings(term.term) { page in run.add(page, weight: term.weight, admitting: false) }
                         }
-                    } else {
-                        // Many: reading the postings is cheaper than skipping. Touched chunks that are no longer
-                        // candidates are updated too: harmless (their partial scores stay below their scores, and
-                        // they are not read again) and cheaper than telling them apart.
-                        try snapshot.postings(term.term) { page in run.add(page, weight: term.weight, admitting: false) }
+                        next += 1
+                        threshold = max(threshold, run.kth(among: candidates, above: threshold))
+                        candidates.removeAll { !canReach(run.partial[Int($0)], next, threshold) }
                     }
-                    next += 1
-                    threshold = max(threshold, run.kth(among: candidates, above: threshold))
-                    candidates.removeAll { !canReach(run.partial[Int($0)], next, threshold) }
-                }
 
-                // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the
-                // exhaustive scorer adds them, so they are its scores to the last bit.
-                var heap = TopK(k: k)
-                for id in candidates where canReach(run.partial[Int(id)], list.count, threshold) {
-                    heap.insert(id: id, score: run.partial[Int(id)])
+                    // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the
+                    // exhaustive scorer adds them, so they are its scores to the last bit.
+                    var heap = TopK(k: k)
+                    for id in candidates where canReach(run.partial[Int(id)], list.count, threshold) {
+                        heap.insert(id: id, score: run.partial[Int(id)])
+                    }
+                    return heap.sorted()
                 }
-                return heap.sorted()
             }
         }
     }
 }
 
 /// Which files a filter admits, decided once per file: 0 undecided, 1 admitted, 2 refused (an array, as a lookup per
-/// posting must be cheap). The single-threaded, lock-free counterpart of `FileAdmission`.
+/// posting must be cheap; it may start with the verdicts of earlier queries, `VerdictCache`). The single-threaded,
+/// lock-free counterpart of `FileAdmission`.
 private struct FileVerdicts {
     let filter: ChunkFilter
     let filtering: Bool
     let table: ChunkTable
-    var state: [UInt8] = []
+    /// The table's chunk-to-file column (valid while the table is).
+    let fileOf: UnsafeBufferPointer<UInt32>
+    var state: [UInt8]
 
-    init(filter: ChunkFilter, table: ChunkTable) {
+    init(filter: ChunkFilter, table: ChunkTable, fileOf: UnsafeBufferPointer<UInt32>, state: [UInt8]) {
         self.filter = filter
         self.filtering = !filter.isEmpty
         self.table = table
+        self.fileOf = fileOf
+        self.state = state
+    }
+
+    /// Asks for the cache line of chunk `id`'s file ahead of `admits`.
+    @inline(__always) func prefetch(_ id: Int) {
+        if filtering && id < fileOf.count { ragd_prefetch(fileOf.baseAddress! + id) }
     }
 
     @inline(__always) mutating func admits(_ id: Int) -> Bool {
         guard filtering else { return true }
-        let file = Int(table.fileOf[id])
+        let file = Int(fileOf[id])
         if file >= state.count { state += repeatElement(0, count: max(file + 1, state.count * 2, 1024) - state.count) }
-        if state[file] == 0 { state[file] = (table.files[UInt32(file)].map(filter.matches) ?? false) ? 1 : 2 }
+        if state[file] == 0 {
+            // Read in place (`values[i]`), not copied out: a copy would retain the path and tags, a cache miss each.
+            let i = table.files.index(forKey: UInt32(file))
+            state[file] = i.map { filter.matches(table.files.values[$0]) } ?? false ? 1 : 2
+        }
         return state[file] == 1
     }
 }
@@ -177,6 +201,7 @@ private struct PartialScores {
                     if upcoming < limit {
                         ragd_prefetch(lengths.baseAddress! + upcoming)
                         ragd_prefetch(partial.baseAddress! + upcoming)
+                        if admitting { admission.prefetch(upcoming) }
                     }
                 }
                 let (chunk, tf) = Store.posting(page, at: i * Store.postingSize)

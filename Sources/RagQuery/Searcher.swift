@@ -86,6 +86,8 @@ public final class Searcher: Sendable {
     let queryCache: QueryVectorCache
     /// Score arrays indexed by chunk id, reused by BM25 queries.
     let scratch = ScoreScratch()
+    /// BM25's per-file filter verdicts, kept for filters that come again.
+    let verdicts = VerdictCache()
     private let analyzer = Analyzer()
 
     /// Whether BM25 uses MaxScore pruning (`false` scores every posting: same results, for comparisons).
@@ -315,3 +317,35 @@ final class ScoreScratch: Sendable {
         free.withLock { if $0.count < ScoreScratch.kept { $0.append(returned) } }
     }
 }
+
+/// Per-file filter verdicts (by file id: 0 undecided, 1 admitted, 2 refused) kept between BM25 queries, so that a
+/// filter that comes again over an unchanged table (an agent searching one source, one extension) decides each
+/// file once instead of once per query. Keyed by the filter and `ChunkTable.generation`; entries of another
+/// generation are dropped. Filters with an access view are not kept: their verdicts follow file permissions on
+/// disk, which the table does not track.
+final class VerdictCache: Sendable {
+    private let entries = Mutex<[(filter: ChunkFilter, generation: UInt64, states: [UInt8])]>([])
+    /// Filters kept at most.
+    static let kept = 4
+
+    /// The verdicts kept for `filter` at `generation` (taken out: a query running at once with the same filter
+    /// starts afresh), or none.
+    func take(_ filter: ChunkFilter, generation: UInt64) -> [UInt8] {
+        guard filter.access == nil else { return [] }
+        return entries.withLock { entries in
+            guard let i = entries.firstIndex(where: { $0.generation == generation && $0.filter == filter }) else { return [] }
+            return entries.remove(at: i).states
+        }
+    }
+
+    /// Keeps the verdicts a query decided (with those it was given).
+    func give(_ filter: ChunkFilter, generation: UInt64, states: [UInt8]) {
+        guard filter.access == nil, !filter.isEmpty else { return }
+        entries.withLock { entries in
+            entries.removeAll { $0.generation != generation || $0.filter == filter }
+            entries.append((filter, generation, states))
+            if entries.count > VerdictCache.kept { entries.removeFirst() }
+        }
+    }
+}
+

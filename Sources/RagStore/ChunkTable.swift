@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Per-file facts that filters need at query time.
 public struct FileInfo: Sendable, Equatable {
@@ -39,7 +40,14 @@ public struct ChunkTable: Sendable {
 
     public var averageLength: Double { chunkCount == 0 ? 0 : Double(totalLength) / Double(chunkCount) }
 
+    /// Changes with every change to the chunks or files and never repeats within the process (a new table gets a new
+    /// one too): what caches of per-file facts are keyed by.
+    public private(set) var generation = ChunkTable.nextGeneration()
+    private static let generations = Atomic<UInt64>(0)
+    private static func nextGeneration() -> UInt64 { generations.add(1, ordering: .relaxed).newValue }
+
     mutating func setChunk(_ id: UInt32, length: UInt32, file: UInt32) {
+        generation = ChunkTable.nextGeneration()
         let index = Int(id)
         if index >= lengths.count {
             let newCount = max(index + 1, lengths.count * 2, 1024)
@@ -60,6 +68,7 @@ public struct ChunkTable: Sendable {
     mutating func removeChunk(_ id: UInt32) {
         let index = Int(id)
         guard index < lengths.count, lengths[index] != 0 else { return }
+        generation = ChunkTable.nextGeneration()
         totalLength -= UInt64(lengths[index])
         chunkCount -= 1
         lengths[index] = 0
@@ -67,6 +76,7 @@ public struct ChunkTable: Sendable {
     }
 
     mutating func setFile(_ id: UInt32, _ info: FileInfo?) {
+        generation = ChunkTable.nextGeneration()
         if let old = files[id] { totalBytes -= old.size }
         if let info { totalBytes += info.size }
         files[id] = info

@@ -83,6 +83,28 @@ struct MaxScoreTests {
         }
     }
 
+    /// A filter's per-file verdicts are kept between queries, and not past a change to the files.
+    @Test func keptFilterVerdictsFollowChanges() throws {
+        try withTemporaryDirectory { dir in
+            let analyzer = Analyzer()
+            let store = try Store(directory: dir + "/index", configuration: .init(mapSize: 64 << 20))
+            func file(_ name: String, mtime: Int64, text: String) -> IndexChange {
+                .upsert(PreparedFile(path: "/d/\(name).md", size: 1, mtimeNanos: mtime, contentHash: SHA256.hash(Array("\(name) \(text)".utf8)),
+                                     title: nil, tags: [], chunks: [PreparedChunk(text: text, lines: 1...1, headings: [], analyzer: analyzer)]))
+            }
+            try store.apply([file("old", mtime: 10, text: "lantern harbour"), file("new", mtime: 100, text: "lantern quay")])
+            let searcher = Searcher(store: store)
+            let recent = ChunkFilter(modifiedAfterNanos: 50)
+            func paths() throws -> [String] { try searcher.searchBM25("lantern", k: 10, filter: recent).map(\.path).sorted() }
+            #expect(try paths() == ["/d/new.md"])
+            #expect(try paths() == ["/d/new.md"])  // from the kept verdicts
+            try store.apply([file("old", mtime: 200, text: "lantern harbour again")])  // same file id, now recent
+            #expect(try paths() == ["/d/new.md", "/d/old.md"])
+            try store.apply([file("new", mtime: 20, text: "lantern quay")])  // and this one no longer
+            #expect(try paths() == ["/d/old.md"])
+        }
+    }
+
     @Test func schemaTwoIndexGetsItsBounds() throws {
         try withTemporaryDirectory { dir in
             var rng = SeededGenerator(seed: 9)

@@ -12,9 +12,10 @@ extension Searcher {
     /// bound of the final k-th score). Then θ is raised by completing the best partial scores through the
     /// remaining terms. Phase 2: no new chunk can enter, so the remaining (common, low-weight) terms only update
     /// the candidates whose partial score plus the bounds left still reaches θ, by seeking each in the postings or,
-    /// for many, reading them. Filters and deleted chunks are checked before a chunk counts, so θ comes from
-    /// admitted chunks only. Both scorers add a chunk's contributions in `scoringOrder`, so the survivors' scores,
-    /// and the top-k, are identical to exhaustive scoring.
+    /// for many, reading them. Deleted chunks are skipped as postings are read; the filter is asked only where a
+    /// chunk could count (entering a heap that sets θ, or becoming a candidate), so θ comes from admitted chunks
+    /// only and a filter costs per candidate, not per posting. Both scorers add a chunk's contributions in
+    /// `scoringOrder`, so the survivors' scores, and the top-k, are identical to exhaustive scoring.
     func scoreMaxScore(_ terms: [(term: String, count: Int)], k: Int, filter: ChunkFilter,
                        table: ChunkTable, snapshot: Snapshot) throws -> [(UInt32, Float)] {
         guard let scale = BM25Scale(table: table, parameters: parameters) else { return [] }
@@ -82,7 +83,9 @@ extension Searcher {
                         }
                     }
 
-                    // Phase 2: the remaining terms only complete the candidates that can still reach θ.
+                    // Phase 2: the remaining terms only complete the candidates that can still reach θ. The filter is
+                    // not asked for each (a file's verdict costs a lookup and its path: far more than completing a
+                    // chunk); those whose file is known to be refused are dropped as they come by.
                     var candidates = run.select(among: run.touched) { canReach($0, next, threshold) }
                     while next < list.count && !candidates.isEmpty {
                         let term = list[next]
@@ -103,13 +106,13 @@ extension Searcher {
                         }
                         next += 1
                         threshold = max(threshold, run.kth(among: candidates, above: threshold))
-                        candidates.removeAll { !canReach(run.partial[Int($0)], next, threshold) }
+                        candidates.removeAll { !canReach(run.partial[Int($0)], next, threshold) || run.admission.isRefused(Int($0)) }
                     }
 
                     // The survivors' partial scores are complete: every term was added, in `scoringOrder`, as the
                     // exhaustive scorer adds them, so they are its scores to the last bit.
                     var heap = TopK(k: k)
-                    for id in candidates where canReach(run.partial[Int(id)], list.count, threshold) {
+                    for id in candidates where canReach(run.partial[Int(id)], list.count, threshold) && run.admission.admits(Int(id)) {
                         heap.insert(id: id, score: run.partial[Int(id)])
                     }
                     return heap.sorted()
@@ -138,9 +141,11 @@ private struct FileVerdicts {
         self.state = state
     }
 
-    /// Asks for the cache line of chunk `id`'s file ahead of `admits`.
-    @inline(__always) func prefetch(_ id: Int) {
-        if filtering && id < fileOf.count { ragd_prefetch(fileOf.baseAddress! + id) }
+    /// Whether chunk `id`'s file is already known to be refused (deciding nothing).
+    @inline(__always) func isRefused(_ id: Int) -> Bool {
+        guard filtering else { return false }
+        let file = Int(fileOf[id])
+        return file < state.count && state[file] == 2
     }
 
     @inline(__always) mutating func admits(_ id: Int) -> Bool {
@@ -180,15 +185,15 @@ private struct PartialScores {
         self.k = k
     }
 
-    /// Adds `weight`'s contribution of every posting on `page`: to any admitted chunk when `admitting` (a new one
-    /// joins `touched`), else only to chunks already touched (the others can no longer enter). Each posting's two
-    /// array reads are prefetched `ahead` postings early so that their cache misses overlap; the loop is bound by
-    /// memory latency otherwise.
+    /// Adds `weight`'s contribution of every posting on `page`: to any live chunk when `admitting` (a new one joins
+    /// `touched`; the filter is not asked here but where a chunk could count, see `kth`), else only to chunks
+    /// already touched (the others can no longer enter). Each posting's two array reads are prefetched `ahead`
+    /// postings early so that their cache misses overlap; the loop is bound by memory latency otherwise.
     mutating func add(_ page: UnsafeRawBufferPointer, weight: Float, admitting: Bool) {
         let count = page.count / Store.postingSize
         let ahead = 16
         var ids: [UInt32] = []
-        swap(&ids, &touched)  // out of `self` while the loop below mutates `admission`
+        swap(&ids, &touched)  // out of `self` while the loop below writes it
         defer { swap(&ids, &touched) }
         let first = ids.count
         if admitting { ids.append(contentsOf: repeatElement(0, count: count)) }  // room for all; trimmed below
@@ -201,7 +206,6 @@ private struct PartialScores {
                     if upcoming < limit {
                         ragd_prefetch(lengths.baseAddress! + upcoming)
                         ragd_prefetch(partial.baseAddress! + upcoming)
-                        if admitting { admission.prefetch(upcoming) }
                     }
                 }
                 let (chunk, tf) = Store.posting(page, at: i * Store.postingSize)
@@ -211,7 +215,7 @@ private struct PartialScores {
                 // Without branches on `old`, which the predictor cannot guess: a new chunk is always written to
                 // the next slot, which counts only when it is new; a chunk never touched keeps 0.
                 if admitting {
-                    guard lengths[id] != 0, admission.admits(id) else { continue }
+                    guard lengths[id] != 0 else { continue }
                     touched[first + added] = chunk
                     added += old == 0 ? 1 : 0
                     let sum = old + contribution(weight, tf, id)
@@ -240,41 +244,45 @@ private struct PartialScores {
         return weight * tf / (tf + constant + lengthFactor * Float(lengths[id]))
     }
 
-    /// The k-th best partial score of `ids` if above `floor` (else −∞); only scores above `floor` enter the heap.
-    func kth(among ids: [UInt32], above floor: Float) -> Float {
+    /// The k-th best partial score of the admitted chunks of `ids` if above `floor` (else −∞). The filter is asked
+    /// only for scores that would enter the heap: a few hundred chunks, not every posting.
+    mutating func kth(among ids: [UInt32], above floor: Float) -> Float {
         guard ids.count >= k else { return -.infinity }
         var heap = TopK(k: k)
         var floor = floor
-        forEach(ids) { id, score in
-            guard score > floor else { return }
+        PartialScores.forEach(ids, partial) { id, score in
+            guard score > floor, admission.admits(Int(id)) else { return }
             heap.insert(id: id, score: score)
             if heap.isFull { floor = max(floor, heap.worstScore ?? floor) }
         }
         return heap.isFull ? heap.worstScore ?? -.infinity : -.infinity
     }
 
-    /// The `count` chunks of `ids` with the best partial scores, best first.
-    func best(_ count: Int, among ids: [UInt32]) -> [(id: UInt32, score: Float)] {
+    /// The `count` admitted chunks of `ids` with the best partial scores, best first.
+    mutating func best(_ count: Int, among ids: [UInt32]) -> [(id: UInt32, score: Float)] {
         var heap = TopK(k: count)
         var floor = -Float.infinity  // the heap's worst once full: most scores fail this test alone
-        forEach(ids) { id, score in
-            guard score >= floor else { return }
+        PartialScores.forEach(ids, partial) { id, score in
+            guard score >= floor, admission.admits(Int(id)) else { return }
             heap.insert(id: id, score: score)
             if heap.isFull { floor = heap.worstScore ?? floor }
         }
         return heap.sorted().map { (id: $0.0, score: $0.1) }
     }
 
-    /// The chunks of `ids` whose partial score passes `keep`, in id order.
+    /// The chunks of `ids` whose partial score passes `keep`, in id order (admitted or not).
     func select(among ids: [UInt32], where keep: (Float) -> Bool) -> [UInt32] {
         var kept: [UInt32] = []
-        forEach(ids) { id, score in if keep(score) { kept.append(id) } }
+        PartialScores.forEach(ids, partial) { id, score in
+            if keep(score) { kept.append(id) }
+        }
         sortIDs(&kept, below: limit)
         return kept
     }
 
     /// Calls `body` with each id and its partial score, prefetching the scores ahead (the ids are scattered).
-    @inline(__always) private func forEach(_ ids: [UInt32], _ body: (UInt32, Float) -> Void) {
+    @inline(__always) private static func forEach(_ ids: [UInt32], _ partial: UnsafeMutableBufferPointer<Float>,
+                                                  _ body: (UInt32, Float) -> Void) {
         let ahead = 16
         ids.withUnsafeBufferPointer { ids in
             for i in 0..<ids.count {

@@ -389,12 +389,13 @@ report["query_terms_max"] = termCounts.max() ?? 0
 // Half the files (the newer half by mtime): a filter that candidates must pass before the cut.
 let halfFilter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2))
 let onlyMode = CommandLine.arguments.firstIndex(of: "--mode").flatMap { $0 + 1 < CommandLine.arguments.count ? CommandLine.arguments[$0 + 1] : nil }
-let modes = onlyMode.map { [$0] } ?? (CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 (mtime filter, new each query)", "bm25 exhaustive (mtime filter)"]
+let modes = onlyMode.map { [$0] } ?? (CommandLine.arguments.contains("--bm25-only") ? ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 (mtime filter, new each query)",
+                                                                             "bm25 (path filter, 1% of the files)", "bm25 exhaustive (mtime filter)"]
     : CommandLine.arguments.contains("--dense-only") ? ["dense", "hybrid"] : nil)
 var modeFigures: [String: Any] = [:]
 var topTen: [String: [[UInt32]]] = [:]
 for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "bm25 (mtime filter, new each query)",
-             "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
+             "bm25 (path filter, 1% of the files)", "bm25 exhaustive (mtime filter)", "dense", "hybrid"] where modes?.contains(mode) ?? true {
     var times: [Double] = []
     var ranked: [[UInt32]] = []
     var queryNumber = 0
@@ -410,6 +411,10 @@ for mode in ["bm25", "bm25 exhaustive", "bm25 (mtime filter, half the files)", "
             // About half the files, by a filter no earlier query used (so no per-file verdicts are reused).
             let filter = ChunkFilter(modifiedAfterNanos: Int64(store.counts.files / 2) + Int64(queryNumber % 1000) * 7919 % 1000 - 500)
             return try searcher.searchBM25(query, k: 10, filter: filter)
+        case "bm25 (path filter, 1% of the files)":
+            // Ten of the thousand folders of 100 files, others for each query (a selective filter, never reused).
+            let folders = (0..<10).map { "/bench/d\((queryNumber * 97 + $0 * 101) % max(store.counts.files / 100, 1))" }
+            return try searcher.searchBM25(query, k: 10, filter: ChunkFilter(pathPrefixes: folders))
         default: return try searcher.searchBM25(query, k: 10, filter: halfFilter)
         }
     }

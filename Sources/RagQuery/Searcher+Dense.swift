@@ -56,7 +56,7 @@ extension Searcher {
     }
 
     /// Exact nearest neighbours by cosine: an int8 scan of every chunk vector in memory picks candidates,
-    /// which are re-scored with their float32 vectors from the store. Filters apply before the cut.
+    /// which are re-scored with their stored vectors (float16, computed in float32). Filters apply before the cut.
     public func searchDense(_ query: String, k: Int, filter: ChunkFilter = .init(), includeText: Bool = true) throws -> [QueryHit] {
         let vector = try queryVector(query)
         return try store.withPinnedChunkIDs {
@@ -72,8 +72,8 @@ extension Searcher {
     }
 
     /// Fusion runs on the 4-bit estimates of the dense similarities (in memory, no page reads); the best
-    /// `2k + 10` fused candidates then get their exact float32 similarity and are fused again before the cut, so the
-    /// scores returned are exact. (Re-scoring every candidate read up to 300 float32 vectors a query.)
+    /// `2k + 10` fused candidates then get their similarity from the stored vectors and are fused again before the cut, so the
+    /// scores returned are those of dense mode. (Re-scoring every candidate read up to 300 vectors a query.)
     private func hybrid(_ query: String, vector: [Float], k: Int, filter: ChunkFilter, fusion: Fusion, includeText: Bool) throws -> [QueryHit] {
         let depth = max(k, 100)
         // The two rankings at once: BM25 on one thread while the dense scan runs on the others.
@@ -145,7 +145,7 @@ extension Searcher {
     /// `rescore`, the best `k` by their 4-bit estimates. `threads` overrides the split of the scan (tests).
     func denseCandidates(_ vector: [Float], k: Int, filter: ChunkFilter, threads: Int? = nil, rescore: Bool = true) throws -> [(UInt32, Double)] {
         // 4-bit codes order the rows well enough that the exact top ten were always among the best 30 (1,000 real
-        // MiniLM vectors) or 50 (a million random ones); the best `candidateCount` get their float32 vectors.
+        // MiniLM vectors) or 50 (a million random ones); the best `candidateCount` get their stored vectors.
         let candidateCount = rescore ? max(k * 2, 64) : k
         let approximate: [(UInt32, Float)] = store.withChunkTable { table in
             let vectors = table.vectors

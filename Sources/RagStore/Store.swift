@@ -153,8 +153,9 @@ public struct WriteSummary: Sendable, Equatable {
 /// big-endian. Chunk ids are reused (see `ChunkIDGuard`); orphaned vectors are bounded by `embeddingCacheOrphans`.
 public final class Store: Sendable {
     /// Layout version of the tables; bumped on incompatible changes. 3 added `term_bounds` (an index of schema 2
-    /// is upgraded in place at open).
-    public static let schemaVersion: UInt32 = 3
+    /// is upgraded in place at open); 4 stores vectors as float16 (the float32 vectors of an index of schema 2 or 3
+    /// stay readable, so it is only relabelled; a ragd of schema 3 refuses an index of schema 4).
+    public static let schemaVersion: UInt32 = 4
     /// Longest term stored (LMDB keys are limited to 511 bytes; the analyzer emits far shorter ones).
     public static let maximumTermBytes = 128
     /// Size of one posting entry.
@@ -171,7 +172,7 @@ public final class Store: Sendable {
     let meta: Table, paths: Table, files: Table, chunks: Table, norms: Table, postings: Table, embeddings: Table
     /// Per term, the frontier bounding its BM25 weight (`TermBound`), for dynamic pruning.
     let termBounds: Table
-    /// Blocks of 4-bit vector codes (`VectorCodes.swift`), read at start-up instead of every float32 vector.
+    /// Blocks of 4-bit vector codes (`VectorCodes.swift`), read at start-up instead of every stored vector.
     let vectorCodes: Table
     /// How the last `configureModel` filled the vector index.
     public let lastVectorLoad = Mutex(VectorLoad(copied: 0, quantised: 0))
@@ -215,9 +216,10 @@ public final class Store: Sendable {
                 if let schema = try txn.get(meta, key: Array("schema".utf8)) {
                     let stored = schema.withUnsafeBytes { readBE32($0) }
                     let storedAnalyzer = try txn.get(meta, key: Array("analyzer".utf8)).map { $0.withUnsafeBytes { readBE32($0) } } ?? 0
-                    if stored == 2 && storedAnalyzer == analyzerVersion {
-                        // Schema 2 lacked the term bounds: compute them from the postings.
-                        try Store.rebuildTermBounds(txn, postings: tables[5], norms: tables[4], bounds: tables[8])
+                    if (stored == 2 || stored == 3) && storedAnalyzer == analyzerVersion {
+                        // Schema 2 lacked the term bounds: compute them from the postings. Schemas 2 and 3 hold
+                        // float32 vectors, which `decodeVector` reads as well.
+                        if stored == 2 { try Store.rebuildTermBounds(txn, postings: tables[5], norms: tables[4], bounds: tables[8]) }
                         try txn.put(meta, key: Array("schema".utf8), value: beKey(Store.schemaVersion))
                     } else if stored != Store.schemaVersion || storedAnalyzer != analyzerVersion {
                         throw StoreError(.schemaMismatch,
@@ -664,7 +666,7 @@ public final class Store: Sendable {
                         }
                     }
                     let hash = Array(value[8..<40])
-                    if try txn.withValue(self.embeddings, key: tag + hash, { target.quantise(id, littleEndian: $0) }) != nil {
+                    if try txn.withValue(self.embeddings, key: tag + hash, { target.quantise(id, stored: $0) }) != nil {
                         misses.append((id, ContentHash(bytes: hash)))
                     }
                     return true
@@ -737,7 +739,8 @@ public final class Store: Sendable {
                             let key = tag + item.hash.bytes
                             try txn.put(embeddings, key: key, value: Store.encodeVector(item.vector))
                             if let current = try txn.get(norms, key: beKey(item.id)), current.count == 40, Array(current[8..<40]) == item.hash.bytes {
-                                live.append((item.id, item.vector, item.hash))
+                                // As stored, so that the codes are those a later start-up would compute.
+                                live.append((item.id, Store.storedPrecision(item.vector), item.hash))
                             }
                             // Embedded too late: its content was removed meanwhile. Cached as an orphan.
                             if !state.isLive(item.hash) { try addOrphan(txn, key: key, &state, checkCached: false) }
@@ -762,17 +765,47 @@ public final class Store: Sendable {
         return try txn.withValue(embeddings, key: tag + hash.bytes) { Store.decodeVector($0, dimensions) } ?? nil
     }
 
+    /// A vector as stored: little-endian float16, half the size of float32. The rounding (at most a relative 2⁻¹¹
+    /// per value) moves the cosine of unit vectors by at most 2⁻¹¹, about 10⁻⁴ for sentence embeddings.
     static func encodeVector(_ vector: [Float]) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: vector.count * 4)
+        var bytes = [UInt8](repeating: 0, count: vector.count * 2)
         bytes.withUnsafeMutableBytes { raw in
-            for (n, x) in vector.enumerated() { raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: n * 4, as: UInt32.self) }
+            for (n, x) in vector.enumerated() { raw.storeBytes(of: Float16(x).bitPattern.littleEndian, toByteOffset: n * 2, as: UInt16.self) }
         }
         return bytes
     }
 
+    /// `vector` rounded as `encodeVector` stores it.
+    public static func storedPrecision(_ vector: [Float]) -> [Float] { vector.map { Float(Float16($0)) } }
+
+    /// A stored vector of `dimensions` values: float16, or float32 as indexes of schema 3 and before hold them.
     static func decodeVector(_ bytes: UnsafeRawBufferPointer, _ dimensions: Int) -> [Float]? {
+        withFloats(bytes, dimensions) { Array(UnsafeBufferPointer(start: $0, count: dimensions)) }
+    }
+
+    /// Calls `body` with a stored vector's values as float32 (converted from float16 in a temporary buffer, or
+    /// read in place when stored as float32); nil when `bytes` is neither size.
+    static func withFloats<T>(_ bytes: UnsafeRawBufferPointer, _ dimensions: Int, _ body: (UnsafePointer<Float>) -> T) -> T? {
+        if bytes.count == dimensions * 2 {
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimensions) { floats in
+                for n in 0..<dimensions {
+                    floats[n] = Float(Float16(bitPattern: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: n * 2, as: UInt16.self))))
+                }
+                return body(floats.baseAddress!)
+            }
+        }
         guard bytes.count == dimensions * 4 else { return nil }
-        return (0..<dimensions).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        #if _endian(little)
+        if Int(bitPattern: bytes.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+            return body(bytes.baseAddress!.assumingMemoryBound(to: Float.self))
+        }
+        #endif
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimensions) { floats in
+            for n in 0..<dimensions {
+                floats[n] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: n * 4, as: UInt32.self)))
+            }
+            return body(floats.baseAddress!)
+        }
     }
 
     /// Flushes to disk (LMDB commits are already durable; this is for backups and tests).
@@ -810,7 +843,7 @@ public struct Snapshot {
         try txn.withValue(store.chunks, key: beKey(id)) { try ChunkRecord.decode($0) }
     }
 
-    /// The exact float32 embedding of a chunk under the configured model, if it has one.
+    /// The stored embedding of a chunk under the configured model (as float32), if it has one.
     public func embedding(_ id: UInt32) throws -> [Float]? {
         guard let (_, tag, dimensions) = store.model.read({ $0 }),
               let norm = try txn.get(store.norms, key: beKey(id)), norm.count == 40 else { return nil }

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Every chunk's embedding in memory as 4-bit codes (`VectorKernels.quantise4`: one step per vector, two codes per
 /// byte), indexed by chunk id: 192 bytes a vector at 384 dimensions. The scan over them only picks candidates; the
-/// exact float32 vectors stay in LMDB for re-scoring the best ones.
+/// stored (float16) vectors stay in LMDB for re-scoring the best ones.
 public struct VectorIndex: Sendable {
     public private(set) var dimensions: Int
     /// Bytes per row (`VectorKernels.int4Stride`).
@@ -25,7 +25,7 @@ public struct VectorIndex: Sendable {
     /// Quantises `vector` into row `id`.
     mutating func set(_ id: UInt32, _ vector: [Float]) {
         guard vector.count == dimensions else { return }
-        vector.withUnsafeBytes { set(id, littleEndian: $0) }
+        vector.withUnsafeBufferPointer { set(id, floats: $0.baseAddress!) }
     }
 
     /// Makes room for rows `0..<rows` at once (start-up loads every vector).
@@ -35,14 +35,19 @@ public struct VectorIndex: Sendable {
         codes.append(contentsOf: repeatElement(0, count: rows * stride - codes.count))
     }
 
-    /// Quantises a stored vector (little-endian float32 bytes) into row `id` without an intermediate array.
-    mutating func set(_ id: UInt32, littleEndian bytes: UnsafeRawBufferPointer) {
-        guard dimensions > 0, bytes.count == dimensions * 4 else { return }
+    /// Quantises a stored vector (as `Store.encodeVector` writes it, or float32 from an older index) into row `id`.
+    mutating func set(_ id: UInt32, stored bytes: UnsafeRawBufferPointer) {
+        guard dimensions > 0 else { return }
+        _ = Store.withFloats(bytes, dimensions) { set(id, floats: $0) }
+    }
+
+    /// Quantises `dimensions` values into row `id`.
+    private mutating func set(_ id: UInt32, floats: UnsafePointer<Float>) {
         let index = Int(id)
         if index >= scales.count { reserve(rows: max(index + 1, scales.count * 2, 1024)) }
         if scales[index] == 0 { count += 1 }
         let dims = dimensions, stride = stride
-        let scale = codes.withUnsafeMutableBufferPointer { VectorKernels.quantise4(bytes.baseAddress!, count: dims, into: $0.baseAddress! + index * stride) }
+        let scale = codes.withUnsafeMutableBufferPointer { VectorKernels.quantise4(floats, count: dims, into: $0.baseAddress! + index * stride) }
         scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
     }
 
@@ -104,12 +109,14 @@ struct RowTarget: @unchecked Sendable {
     let scales: UnsafeMutablePointer<Float>
     let rows: Int, dimensions: Int, stride: Int
 
-    /// Quantises a stored vector (little-endian float32 bytes) into row `id`.
-    func quantise(_ id: UInt32, littleEndian bytes: UnsafeRawBufferPointer) {
+    /// Quantises a stored vector (as `Store.encodeVector` writes it, or float32 from an older index) into row `id`.
+    func quantise(_ id: UInt32, stored bytes: UnsafeRawBufferPointer) {
         let index = Int(id)
-        guard index < rows, bytes.count == dimensions * 4 else { return }
-        let scale = VectorKernels.quantise4(bytes.baseAddress!, count: dimensions, into: codes + index * stride)
-        scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
+        guard index < rows else { return }
+        _ = Store.withFloats(bytes, dimensions) { floats in
+            let scale = VectorKernels.quantise4(floats, count: dimensions, into: codes + index * stride)
+            scales[index] = scale == 0 ? Float.leastNormalMagnitude : scale
+        }
     }
 
     /// Copies already quantised codes (`stride` bytes) and their step into row `id`.

@@ -21,7 +21,7 @@
 //                  chunk text as stored, "headings" the stored trail, "heading" the part of the trail that
 //                  ragd's BM25 indexes with the text (newline-separated; empty when the text starts with it)
 //   ids.u32        chunk ids (uint32, little-endian) of the chunks with a vector, ascending
-//   vectors.f32    their float32 vectors as stored in the index (row-major, little-endian), same order
+//   vectors.f32    their vectors as stored in the index, as float32 (row-major, little-endian), same order
 //   queries.jsonl  {"n", "text"}: the query texts, in the order dense-bench runs them
 //   queries.f32    their vectors (float32, row-major), same order
 //   export.json    counts, dimensions, and the index's data.mdb size and modification time

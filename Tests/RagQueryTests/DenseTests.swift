@@ -84,7 +84,8 @@ struct DenseTests {
             let searcher = Searcher(store: store, embedder: embedder)
             let dense = try searcher.searchDense("banana cherry apple", k: 3)
             #expect(dense.first?.path == "/d/fruit.md")
-            #expect(abs((dense.first?.score ?? 0) - 1) < 1e-5, "identical bag of words: cosine 1")
+            // Vectors are stored as float16: a cosine moves by at most 2⁻¹¹.
+            #expect(abs((dense.first?.score ?? 0) - 1) < 5e-4, "identical bag of words: cosine 1")
             #expect(dense.first?.dense == dense.first?.score)
             #expect(try searcher.searchDense("apple", k: 3, filter: ChunkFilter(pathPrefixes: ["/e"])).map(\.path) == ["/e/mix.md"])
             #expect(try searcher.searchDense("apple", k: 10, filter: ChunkFilter(extensions: ["txt"])).map(\.path) == ["/d/car.txt"],
@@ -98,7 +99,7 @@ struct DenseTests {
             let weighted = try searcher.searchHybrid("apple engine", k: 3, fusion: .weighted(denseWeight: 0.5))
             #expect(weighted.first?.path == "/e/mix.md")
             // Best BM25 normalises to 1 and the cosine of identical bags is 1: 0.5 + 0.5.
-            #expect(abs((weighted.first?.score ?? 0) - 1.0) < 1e-5)
+            #expect(abs((weighted.first?.score ?? 0) - 1.0) < 5e-4)
             // Repeated queries reuse the cached query vector.
             let before = embedder.embeddedTexts.count
             _ = try searcher.searchDense("apple engine", k: 3)

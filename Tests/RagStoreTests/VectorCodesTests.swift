@@ -83,6 +83,44 @@ struct VectorCodesTests {
         }
     }
 
+    /// An index of schema 3 holds float32 vectors: it opens (relabelled schema 4), and its vectors load and read as
+    /// the float16 ones written since do.
+    @Test func aSchemaThreeIndexWithFloat32VectorsReadsTheSame() throws {
+        try withTemporaryDirectory { dir in
+            var expected: [UInt32: [UInt8]] = [:]
+            var vectors: [UInt32: [Float]] = [:]
+            do {
+                let store = try open(dir)
+                try store.apply((0..<20).map { .upsert(file($0, version: 0)) })
+                try embedPending(store)
+                expected = snapshot(store)
+                vectors = try store.withSnapshot { s in Dictionary(uniqueKeysWithValues: try expected.keys.map { ($0, try s.embedding($0)!) }) }
+                // Rewrite every vector as float32, as schema 3 stored them, and drop the codes (quantised at open).
+                try store.env.withWriteTransaction { txn in
+                    var rows: [([UInt8], [UInt8])] = []
+                    try txn.forEach(store.embeddings) { key, value in
+                        let floats = Store.decodeVector(value, dims)!
+                        var bytes = [UInt8](repeating: 0, count: dims * 4)
+                        bytes.withUnsafeMutableBytes { raw in
+                            for (n, x) in floats.enumerated() { raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: n * 4, as: UInt32.self) }
+                        }
+                        rows.append((Array(key), bytes))
+                        return true
+                    }
+                    for (key, value) in rows { try txn.put(store.embeddings, key: key, value: value) }
+                    try txn.drop(store.vectorCodes)
+                }
+            }
+            try Store.overwriteMetaForTesting(directory: dir + "/index", key: "schema", value: 3)
+            let store = try open(dir)
+            #expect(store.lastVectorLoad.withLock { $0 } == VectorLoad(copied: 0, quantised: 60))
+            #expect(snapshot(store) == expected)
+            #expect(try store.withSnapshot { s in try expected.keys.allSatisfy { try s.embedding($0) == vectors[$0] } })
+            let schema = try store.env.withReadTransaction { txn in try txn.get(store.meta, key: Array("schema".utf8)) }
+            #expect(schema == [0, 0, 0, 4])
+        }
+    }
+
     @Test func aModelChangeDropsTheOtherModelsCodes() throws {
         try withTemporaryDirectory { dir in
             let store = try open(dir)

@@ -55,11 +55,7 @@ extension Searcher {
                         for term in list[next...] {
                             let cursor = try snapshot.postingCursor(term.term)
                             defer { cursor.close() }
-                            for (i, id) in ids.enumerated() {
-                                try cursor.seek(id)
-                                if cursor.chunkID == .max { break }
-                                if cursor.chunkID == id { scores[i] += run.contribution(term.weight, cursor.tf, Int(id)) }
-                            }
+                            try cursor.forEachPosting(of: ids) { i, tf in scores[i] += run.contribution(term.weight, tf, Int(ids[i])) }
                         }
                         return scores.count >= k ? scores.sorted(by: >)[k - 1] : -.infinity
                     }
@@ -93,11 +89,7 @@ extension Searcher {
                             // Few candidates: skip to each, in id order (whole pages below it are passed by their last id).
                             let cursor = try snapshot.postingCursor(term.term)
                             defer { cursor.close() }
-                            for id in candidates {
-                                try cursor.seek(id)
-                                if cursor.chunkID == .max { break }
-                                if cursor.chunkID == id { run.add(id: Int(id), tf: cursor.tf, weight: term.weight) }
-                            }
+                            try cursor.forEachPosting(of: candidates) { i, tf in run.add(id: Int(candidates[i]), tf: tf, weight: term.weight) }
                         } else {
                             // Many: reading the postings is cheaper than skipping. Touched chunks that are no longer
                             // candidates are updated too: harmless (their partial scores stay below their scores, and
@@ -153,7 +145,8 @@ private struct FileVerdicts {
         let file = Int(fileOf[id])
         if file >= state.count { state += repeatElement(0, count: max(file + 1, state.count * 2, 1024) - state.count) }
         if state[file] == 0 {
-            // Read in place (`values[i]`), not copied out: a copy would retain the path and tags, a cache miss each.
+            // Through `values[i]` rather than the key subscript: measured faster at a million chunks (the subscript
+            // copies the whole `FileInfo` out), though perf still shows some copying.
             let i = table.files.index(forKey: UInt32(file))
             state[file] = i.map { filter.matches(table.files.values[$0]) } ?? false ? 1 : 2
         }

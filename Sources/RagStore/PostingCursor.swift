@@ -84,14 +84,22 @@ public final class PostingCursor {
         setCurrent()
     }
 
+    /// Calls `body` with the position in `ids` (ascending) and the term frequency of each of them that has a posting.
+    public func forEachPosting(of ids: [UInt32], _ body: (Int, UInt16) -> Void) throws {
+        for (i, id) in ids.enumerated() {
+            try seek(id)
+            if chunkID == .max { return }
+            if chunkID == id { body(i, tf) }
+        }
+    }
+
     /// Beyond this many pages' worth of ids, `seek` descends the tree instead of stepping page by page.
     static let farPages: UInt64 = 8
 
     /// Loads the page holding the first posting with an id ≥ `target` (none left: exhausted).
     private func descend(to target: UInt32) throws {
         guard let cursor else { return }
-        var probe = [UInt8](repeating: 0, count: Store.postingSize)
-        for i in 0..<4 { probe[i] = UInt8(truncatingIfNeeded: target >> (24 - 8 * i)) }
+        var probe = beKey(target) + [0, 0]  // the smallest posting entry of chunk `target`
         let rc = key.withUnsafeBytes { k in
             probe.withUnsafeMutableBytes { p in
                 var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
